@@ -1,0 +1,34 @@
+# chat2api: a handful of one-line targets. Python comes from .venv, created on first use.
+PY := .venv/bin/python
+RUNTIME := .venv/.runtime-installed
+DEV := .venv/.dev-installed
+
+.PHONY: run test lint format bench migrations-check
+
+$(RUNTIME): requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q -r requirements.txt && touch $@
+
+$(DEV): $(RUNTIME) requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt && touch $@
+
+run: $(RUNTIME)
+	$(PY) -m chat2api_site.serve
+
+test: $(DEV)
+	$(PY) manage.py makemigrations --check --dry-run >/dev/null
+	$(PY) -m pytest
+
+lint: $(DEV)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(DEV)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(DEV)
+	$(PY) -m bench
+
+migrations-check: $(RUNTIME)
+	$(PY) manage.py makemigrations --check --dry-run

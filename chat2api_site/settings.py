@@ -1,0 +1,170 @@
+"""All configuration, read once from the environment (and an optional `.env`).
+
+Every variable of the original chat2api keeps its name and default. A value that does not parse stops
+start-up with `ImproperlyConfigured` naming the variable, instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+
+def _read(cast: str, name: str, default: Any) -> Any:
+    """Read one variable with django-environ, turning a parse error into a message naming it."""
+    try:
+        return getattr(env, cast)(name, default=default)
+    except (ValueError, TypeError, ImproperlyConfigured) as exc:
+        raise ImproperlyConfigured(f"Environment variable {name} has an invalid value: {exc}") from None
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated on first run into var/ (never committed)."""
+    key = _read("str", "SECRET_KEY", "")
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# --- The seed's variables -------------------------------------------------------------------------
+API_PREFIX: str = _read("str", "API_PREFIX", "").strip("/")
+AUTHORIZATION: list[str] = [c for c in _read("list", "AUTHORIZATION", []) if c]
+AUTH_KEY: str = _read("str", "AUTH_KEY", "")
+CHATGPT_BASE_URL: str = _read("str", "CHATGPT_BASE_URL", "https://chatgpt.com").rstrip("/")
+PROXY_URL: list[str] = [p for p in _read("list", "PROXY_URL", []) if p]
+EXPORT_PROXY_URL: str = _read("str", "EXPORT_PROXY_URL", "")
+HISTORY_DISABLED: bool = _read("bool", "HISTORY_DISABLED", True)
+RETRY_TIMES: int = _read("int", "RETRY_TIMES", 3)
+CONVERSATION_ONLY: bool = _read("bool", "CONVERSATION_ONLY", False)
+ENABLE_LIMIT: bool = _read("bool", "ENABLE_LIMIT", True)
+UPLOAD_BY_URL: bool = _read("bool", "UPLOAD_BY_URL", False)
+SCHEDULED_REFRESH: bool = _read("bool", "SCHEDULED_REFRESH", False)
+RANDOM_TOKEN: bool = _read("bool", "RANDOM_TOKEN", True)
+ENABLE_GATEWAY: bool = _read("bool", "ENABLE_GATEWAY", False)
+ALLOW_RESET: bool = _read("bool", "ALLOW_RESET", True)
+
+if RETRY_TIMES < 0:
+    raise ImproperlyConfigured("Environment variable RETRY_TIMES must be 0 or more")
+
+# --- Gateway tuning -------------------------------------------------------------------------------
+MAX_REQUEST_BYTES: int = _read("int", "MAX_REQUEST_BYTES", 20 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+UPSTREAM_CONNECT_TIMEOUT: float = _read("float", "UPSTREAM_CONNECT_TIMEOUT", 10.0)
+UPSTREAM_READ_TIMEOUT: float = _read("float", "UPSTREAM_READ_TIMEOUT", 120.0)
+UPSTREAM_MAX_CLIENTS: int = _read("int", "UPSTREAM_MAX_CLIENTS", 1024)
+DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60)
+POOL_RELOAD_SECONDS: float = _read("float", "POOL_RELOAD_SECONDS", 0.5)
+MODEL_MAP: dict[str, str] = _read("json", "MODEL_MAP", {})
+HOST: str = _read("str", "HOST", "127.0.0.1")
+PORT: int = _read("int", "PORT", 5005)
+ASGI_SERVER: str = _read("str", "ASGI_SERVER", "daphne")
+if ASGI_SERVER not in ("daphne", "uvicorn"):
+    raise ImproperlyConfigured("Environment variable ASGI_SERVER must be daphne or uvicorn")
+ADMIN_USERNAME: str = _read("str", "ADMIN_USERNAME", "")
+ADMIN_PASSWORD: str = _read("str", "ADMIN_PASSWORD", "")
+REDIS_URL: str = _read("str", "REDIS_URL", "")
+
+# --- Django ---------------------------------------------------------------------------------------
+SECRET_KEY = _secret_key()
+DEBUG: bool = _read("bool", "DEBUG", False)
+ALLOWED_HOSTS: list[str] = _read("list", "ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS: list[str] = _read("list", "CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "tokens",
+    "openai_compat",
+    "mirror",
+]
+
+# The API routes (/v1/...) bypass this stack entirely: see chat2api_site/asgi.py.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chat2api_site.urls"
+ASGI_APPLICATION = "chat2api_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": _read("db_url", "DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # WAL lets the request path read while the admin or a worker writes.
+    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL;"
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE: str = _read("str", "TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LOG_LEVEL: str = _read("str", "LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,71 @@
+"""Which model names the gateway serves, and the ChatGPT slug each name maps to.
+
+One table, overridable entry by entry with the `MODEL_MAP` setting (a JSON object; the key `*` sets a
+fallback slug for names the table does not know).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+from django.conf import settings
+
+DEFAULT_SLUG = "text-davinci-002-render-sha"  # the seed's default ("gpt-3.5")
+
+CHATGPT_MODELS: dict[str, str] = {
+    "gpt-3.5-turbo": DEFAULT_SLUG,
+    "gpt-4": "gpt-4",
+    "gpt-4-mobile": "gpt-4-mobile",
+    "gpt-4o": "gpt-4o",
+    "gpt-4o-mini": "gpt-4o-mini",
+    "gpt-4.5": "gpt-4-5",
+    "gpt-4.1": "gpt-4-1",
+    "gpt-4.1-mini": "gpt-4-1-mini",
+    "o1": "o1",
+    "o1-preview": "o1-preview",
+    "o1-mini": "o1-mini",
+    "o1-pro": "o1-pro",
+    "o3": "o3",
+    "o3-mini": "o3-mini",
+    "o3-mini-high": "o3-mini-high",
+    "o3-pro": "o3-pro",
+    "o4-mini": "o4-mini",
+    "o4-mini-high": "o4-mini-high",
+    "gpt-5": "gpt-5",
+    "gpt-5-thinking": "gpt-5-thinking",
+    "gpt-5-mini": "gpt-5-mini",
+    "auto": "auto",
+}
+
+
+@cache
+def _table() -> dict[str, str]:
+    return {**CHATGPT_MODELS, **settings.MODEL_MAP}
+
+
+def chatgpt_slug(model: str) -> str | None:
+    """The upstream slug for `model`, or None when a ChatGPT account cannot serve it.
+
+    Exact names win; a dated or suffixed name (`gpt-4o-2024-08-06`) takes its longest known prefix;
+    other `gpt-3.5…` names fall back to the seed's default.
+    """
+    table = _table()
+    if model in table:
+        return table[model]
+    prefixes = [name for name in table if model.startswith(name + "-")]
+    if prefixes:
+        return table[max(prefixes, key=len)]
+    if model.startswith("gpt-3.5"):
+        return DEFAULT_SLUG
+    return table.get("*")
+
+
+def chatgpt_model_names() -> list[str]:
+    return [name for name in _table() if name != "*"]
+
+
+def listed_models(chatgpt_available: bool, openai_models: Iterable[str]) -> list[str]:
+    """What `/v1/models` shows: the ChatGPT names when an account can serve them, plus every key's models."""
+    names = chatgpt_model_names() if chatgpt_available else []
+    return sorted(set(names).union(openai_models))

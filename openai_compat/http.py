@@ -1,0 +1,41 @@
+"""Long-lived curl_cffi sessions, one per (upstream origin, proxy, event loop), reused across requests.
+
+curl_cffi is used as a plain HTTP client: no browser impersonation, an honest User-Agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from curl_cffi.requests import AsyncSession
+from django.conf import settings
+
+from chat2api_site import __version__
+
+USER_AGENT = f"chat2api/{__version__}"
+
+_sessions: dict[tuple[str, str, int], AsyncSession] = {}
+
+
+def session_for(url: str, proxy: str = "") -> AsyncSession:
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+    key = (origin, proxy, id(asyncio.get_running_loop()))
+    session = _sessions.get(key)
+    if session is None:
+        session = AsyncSession(
+            max_clients=settings.UPSTREAM_MAX_CLIENTS,
+            proxy=proxy or None,
+            headers={"User-Agent": USER_AGENT},
+            timeout=(settings.UPSTREAM_CONNECT_TIMEOUT, settings.UPSTREAM_READ_TIMEOUT),
+        )
+        _sessions[key] = session
+    return session
+
+
+def proxy_for(cred_id: int | None) -> str:
+    """The credential's own outbound proxy: sticky, so an account always leaves from the same address."""
+    proxies = settings.PROXY_URL
+    if not proxies:
+        return ""
+    return proxies[(cred_id or 0) % len(proxies)]

@@ -1,0 +1,90 @@
+"""Turn an `Answer` into the OpenAI wire format: an SSE body or one `chat.completion` object."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from openai_compat import sse
+from openai_compat.errors import APIError
+from openai_compat.schema import ChatRequest
+from openai_compat.services import Answer
+from openai_compat.upstreams.base import Delta, UpstreamError
+from openai_compat.usage import estimate_usage
+
+
+def new_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def _delta_body(delta: Delta) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if delta.reasoning:
+        body["reasoning_content"] = delta.reasoning
+    if delta.content:
+        body["content"] = delta.content
+    if delta.tool_calls:
+        body["tool_calls"] = delta.tool_calls
+    return body
+
+
+async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[bytes]:
+    """Chunks with one id, `role` in the first delta only, a finish chunk, an optional usage chunk, [DONE]."""
+    cid, created, model = new_id(), int(time.time()), request.model
+    role_sent, finish, usage, text = False, "stop", None, []
+    try:
+        async for delta in answer:
+            usage = delta.usage or usage
+            finish = delta.finish_reason or finish
+            body = _delta_body(delta)
+            if not body:
+                continue
+            if not role_sent:
+                body = {"role": "assistant", **body}
+                role_sent = True
+            text.append(delta.content)
+            yield sse.frame(sse.chunk(cid, created, model, body))
+        yield sse.frame(sse.chunk(cid, created, model, {}, finish))
+        if request.include_usage:
+            yield sse.frame(sse.usage_chunk(cid, created, model, usage or estimate_usage(request, "".join(text))))
+        yield sse.DONE
+    except UpstreamError as err:
+        yield sse.frame(APIError(502, f"The upstream failed mid-answer: {err.message}", type=err.type).body())
+    finally:
+        await answer.close()
+
+
+async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
+    """Collect the same stream into one `chat.completion`."""
+    content, reasoning, calls, finish, usage = [], [], {}, "stop", None
+    try:
+        async for delta in answer:
+            content.append(delta.content)
+            reasoning.append(delta.reasoning)
+            for call in delta.tool_calls or ():
+                _merge_tool_call(calls, call)
+            finish = delta.finish_reason or finish
+            usage = delta.usage or usage
+    except UpstreamError as err:
+        raise APIError(502, f"The upstream failed mid-answer: {err.message}", type=err.type) from None
+    finally:
+        await answer.close()
+    text = "".join(content)
+    message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
+    if any(reasoning):
+        message["reasoning_content"] = "".join(reasoning)
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    usage = usage or estimate_usage(request, text)
+    return sse.completion(new_id(), int(time.time()), request.model, message, finish, usage)
+
+
+def _merge_tool_call(calls: dict[int, dict[str, Any]], part: dict[str, Any]) -> None:
+    """Stream tool-call fragments arrive by index; names and arguments are concatenated."""
+    call = calls.setdefault(part.get("index", 0), {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    call["id"] = part.get("id") or call["id"]
+    function = part.get("function") or {}
+    call["function"]["name"] += function.get("name") or ""
+    call["function"]["arguments"] += function.get("arguments") or ""

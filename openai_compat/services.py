@@ -1,0 +1,161 @@
+"""The one chat pipeline: pick a credential, call its upstream, fail over before the first byte.
+
+The API views and the web chat page both call `start_answer`; nothing here knows about HTTP requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from openai_compat import catalog
+from openai_compat.errors import APIError, model_not_found
+from openai_compat.schema import ChatRequest
+from openai_compat.upstreams import UPSTREAMS
+from openai_compat.upstreams.base import Action, Delta, UpstreamError
+from tokens.models import Kind, Status
+from tokens.pool import NoCredential, PooledCredential, pool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: an `AUTHORIZATION` code holder (served by the pool) or the owner of `own`."""
+
+    own: PooledCredential | None = None
+
+
+def slug_for(cred: PooledCredential, model: str) -> str | None:
+    """The upstream model name `cred` would use for `model`, or None if it cannot serve it."""
+    if cred.kind == Kind.CHATGPT:
+        return catalog.chatgpt_slug(model)
+    return model if cred.serves(model) else None
+
+
+@dataclass(slots=True)
+class Answer:
+    """An upstream answer whose first output is already in hand, so nothing can fail over any more."""
+
+    cred: PooledCredential
+    head: list[Delta]
+    rest: AsyncIterator[Delta]
+    failed: bool = field(default=False)
+
+    async def __aiter__(self) -> AsyncIterator[Delta]:
+        for delta in self.head:
+            yield delta
+        try:
+            async for delta in self.rest:
+                yield delta
+        except UpstreamError:
+            self.failed = True
+            raise
+
+    async def close(self) -> None:
+        await self.rest.aclose()
+        pool.record_use(self.cred, failed=self.failed)
+
+
+async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
+    """Try credentials until one starts answering; raise `APIError` when none does."""
+    if caller.own is not None:
+        return await _start_own(request, caller.own)
+    await pool.ready()
+    tried: set[int] = set()
+    last: UpstreamError | None = None
+    for _ in range(settings.RETRY_TIMES + 1):
+        try:
+            cred = pool.pick(request.model, lambda c: slug_for(c, request.model) is not None, tried)
+        except NoCredential as exc:
+            raise _exhausted(request.model, exc, last) from None
+        tried.add(cred.id)
+        try:
+            return await _attempt(cred, request)
+        except UpstreamError as err:
+            log.warning("credential %s failed for %s: %s", cred, request.model, err.message)
+            pool.record_use(cred, failed=True)
+            await _penalize(cred, err, request.model)
+            if not err.retryable:
+                raise _client_error(err) from None
+            last = err
+    raise _client_error(last)
+
+
+async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
+    if slug_for(cred, request.model) is None:
+        raise model_not_found(request.model)
+    try:
+        return await _attempt(cred, request)
+    except UpstreamError as err:
+        if err.action in (Action.INVALID, Action.REFRESH):
+            raise APIError(401, f"Your token was refused by the upstream: {err.message}", code="invalid_api_key") from None
+        raise _client_error(err) from None
+
+
+async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
+    """Open the upstream stream and read up to its first output; an empty answer is a failure."""
+    stream = UPSTREAMS[cred.kind].stream(cred, request, slug_for(cred, request.model))
+    head: list[Delta] = []
+    try:
+        async for delta in stream:
+            head.append(delta)
+            if delta.has_output:
+                return Answer(cred, head, stream)
+    except BaseException:
+        await stream.aclose()
+        raise
+    raise UpstreamError("The upstream returned an empty answer.")
+
+
+async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> None:
+    if err.action == Action.COOLDOWN and settings.ENABLE_LIMIT:
+        seconds = err.retry_after or settings.DEFAULT_COOLDOWN_SECONDS
+        await pool.cool_down(cred, seconds, model if err.model_scoped else None, err.message)
+    elif err.action == Action.REFRESH:
+        status = Status.NEEDS_REFRESH if cred.refresh_token else Status.INVALID
+        await pool.disable(cred, status, err.message)
+    elif err.action == Action.INVALID:
+        await pool.disable(cred, Status.INVALID, err.message)
+
+
+def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> APIError:
+    if exc.retry_after is not None:
+        wait = int(exc.retry_after + 0.999)
+        return APIError(
+            429,
+            f"Every credential that serves '{model}' is cooling down; retry in {wait} s."
+            + (f" Last upstream reason: {last.message}" if last else ""),
+            type="rate_limit_error",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(wait)},
+        )
+    if last is not None:
+        return _client_error(last)
+    if not any(slug_for(c, model) for c in pool.credentials) and not _known_model(model):
+        return model_not_found(model)
+    return APIError(503, f"No usable credential can serve '{model}' right now.", type="server_error", code="no_credential")
+
+
+def _known_model(model: str) -> bool:
+    return catalog.chatgpt_slug(model) is not None
+
+
+def _client_error(err: UpstreamError) -> APIError:
+    if err.action == Action.FATAL:
+        return APIError(err.status, err.message, type=err.type, code=err.code)
+    return APIError(
+        err.status if err.status >= 500 else 502,
+        f"The upstream failed after every retry: {err.message}",
+        type=err.type,
+        code=err.code or "upstream_error",
+    )
+
+
+def available_models() -> list[str]:
+    creds = pool.credentials
+    chatgpt = any(c.kind == Kind.CHATGPT for c in creds)
+    return catalog.listed_models(chatgpt, (m for c in creds if c.kind == Kind.OPENAI for m in c.models))

@@ -1,0 +1,69 @@
+"""The contract every upstream adapter implements.
+
+An adapter turns one chat request on one credential into an async iterator of normalized `Delta`s. It
+raises `UpstreamError` for anything that went wrong, saying what the pool should do about it; the
+pipeline in `openai_compat.services` decides whether another credential may still be tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from openai_compat.schema import ChatRequest
+    from tokens.pool import PooledCredential
+
+
+@dataclass(slots=True)
+class Delta:
+    """One piece of an answer. Several fields may be set; empty ones are left out of the reply."""
+
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.content or self.reasoning or self.tool_calls)
+
+
+class Action(StrEnum):
+    """What the failure says about the credential."""
+
+    NEXT = "next"  # transient (403, 5xx, timeout, empty answer): try another credential
+    COOLDOWN = "cooldown"  # rate limited: rest this credential (for one model when `model_scoped`)
+    REFRESH = "refresh"  # the access token expired: it needs a refresh before further use
+    INVALID = "invalid"  # the credential is dead
+    FATAL = "fatal"  # the request itself is bad: no other credential would do better
+
+
+class UpstreamError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        action: Action = Action.NEXT,
+        retry_after: float | None = None,
+        model_scoped: bool = False,
+        type: str = "upstream_error",
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message, self.status, self.action = message, status, action
+        self.retry_after, self.model_scoped, self.type, self.code = retry_after, model_scoped, type, code
+
+    @property
+    def retryable(self) -> bool:
+        return self.action != Action.FATAL
+
+
+class Upstream(Protocol):
+    def stream(self, cred: PooledCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+        """Yield the answer to `request` from the model `slug` using `cred`."""
+        ...

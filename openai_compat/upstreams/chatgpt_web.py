@@ -1,0 +1,3 @@
+"""Placeholder replaced by the ChatGPT adapter."""
+class ChatGPTWeb:
+    pass

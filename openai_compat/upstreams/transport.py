@@ -1,0 +1,71 @@
+"""HTTP plumbing shared by the adapters: one POST that streams, SSE data lines, error text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from curl_cffi.requests import Response
+from curl_cffi.requests.exceptions import RequestException, Timeout
+
+from openai_compat.http import proxy_for, session_for
+from openai_compat.upstreams.base import UpstreamError
+from tokens.models import mask
+from tokens.pool import PooledCredential
+
+MAX_REASON = 300
+
+
+async def open_stream(url: str, cred: PooledCredential, headers: dict[str, str], body: dict[str, Any]) -> Response:
+    """POST `body` and return the response with its body unread; transport failures become `UpstreamError`."""
+    session = session_for(url, proxy_for(cred.id))
+    try:
+        return await session.request("POST", url, data=orjson.dumps(body), headers=headers, stream=True)
+    except RequestException as exc:
+        raise UpstreamError(transport_reason(exc), status=504 if isinstance(exc, Timeout) else 502) from None
+
+
+async def sse_data(response: Response) -> AsyncIterator[bytes]:
+    """The payloads of the `data:` lines of an SSE body; a broken connection becomes `UpstreamError`."""
+    try:
+        async for line in response.aiter_lines():
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    except RequestException as exc:
+        raise UpstreamError(transport_reason(exc), status=504 if isinstance(exc, Timeout) else 502) from None
+
+
+def transport_reason(exc: RequestException) -> str:
+    if isinstance(exc, Timeout):
+        return "The upstream did not answer in time."
+    return f"The upstream connection failed ({type(exc).__name__})."
+
+
+def error_text(raw: bytes, cred: PooledCredential) -> str:
+    """The upstream's own reason from an error body (JSON `error.message` / `detail`, or text), secrets masked."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    text = raw.decode(errors="replace").strip()
+    if isinstance(doc, dict):
+        found = doc.get("error") or doc.get("detail") or doc.get("message") or doc
+        if isinstance(found, dict):
+            found = found.get("message") or found.get("code") or found
+        text = found if isinstance(found, str) else orjson.dumps(found).decode()
+    return scrub(text[:MAX_REASON] or "no reason given", cred)
+
+
+def scrub(text: str, cred: PooledCredential) -> str:
+    for secret in (cred.api_key, cred.access_token, cred.refresh_token):
+        if secret:
+            text = text.replace(secret, mask(secret))
+    return text
+
+
+def retry_after(headers: Any, default: float) -> float:
+    try:
+        return max(1.0, float(headers.get("retry-after") or default))
+    except ValueError:
+        return default

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from openai_compat import views
+
+urlpatterns = [
+    path("chat/completions", views.chat_completions),
+    path("models", views.list_models),
+    path("models/<path:model>", views.retrieve_model),
+]

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import openai_server
+from tests.fakes.base import FakeServer
+from tests.gateway import Gateway
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+sys.path.insert(0, str(SHARED / "openai"))
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeServer]:
+    server = openai_server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_database(django_db_setup, django_db_blocker) -> str:
+    """The path of the migrated test database, which the gateway process opens too."""
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["NAME"]
+
+
+@pytest.fixture(scope="session")
+def gateway(test_database: str) -> Iterator[Gateway]:
+    server = Gateway({"DATABASE_URL": f"sqlite:///{test_database}"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fakes(request: pytest.FixtureRequest) -> None:
+    if "fake_openai" in request.fixturenames:
+        request.getfixturevalue("fake_openai").reset()

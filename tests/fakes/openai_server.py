@@ -1,0 +1,114 @@
+"""A fake OpenAI-compatible upstream speaking the real wire format over HTTP.
+
+The API key picks the scenario: `sk-ok…` answers, `sk-401…` is refused, `sk-429…` is rate limited
+(Retry-After 30), `sk-403…`, `sk-500…`, `sk-drop…` drops the connection mid-stream, `sk-err…` sends an
+in-stream error, `sk-empty…` finishes without a word, `sk-slow…` answers one word every 50 ms.
+Run it alone (`python -m tests.fakes.openai_server --port 9000`) for the benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from aiohttp import web
+
+from tests.fakes.base import FakeServer
+
+ANSWER = "Hello from the fake upstream, one word at a time."
+WORDS = [w + " " for w in ANSWER.split(" ")]
+WORDS[-1] = WORDS[-1].rstrip()
+
+
+def _error(status: int, message: str, code: str, headers: dict | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _chunk(model: str, delta: dict, finish: str | None = None) -> bytes:
+    obj = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def make_app(server_ref: list[FakeServer] | None = None, delay: float = 0.0) -> web.Application:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        body = await request.json()
+        if server_ref:
+            server_ref[0].calls[key] += 1
+            server_ref[0].requests.append(body)
+        model = body.get("model", "fake-model")
+        if key.startswith("sk-401"):
+            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        if key.startswith("sk-429"):
+            return _error(429, "Rate limit reached for requests.", "rate_limit_exceeded", {"Retry-After": "30"})
+        if key.startswith("sk-403"):
+            return _error(403, "Forbidden from this region.", "forbidden")
+        if key.startswith("sk-500"):
+            return web.Response(status=500, text="Internal upstream failure")
+        if not body.get("stream"):
+            return web.json_response(_completion(model))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if key.startswith("sk-err"):
+            await response.write(b'data: {"error": {"message": "The model crashed.", "type": "server_error"}}\n\n')
+            return response
+        words = [] if key.startswith("sk-empty") else WORDS
+        pause = 0.05 if key.startswith("sk-slow") else delay
+        await response.write(_chunk(model, {"role": "assistant", "content": ""}))
+        for i, word in enumerate(words):
+            if pause:
+                await asyncio.sleep(pause)
+            await response.write(_chunk(model, {"content": word}))
+            if key.startswith("sk-drop") and i == 2:
+                request.transport.close()
+                return response
+        await response.write(_chunk(model, {}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
+            obj = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model}
+            await response.write(b"data: " + json.dumps({**obj, "choices": [], "usage": usage}).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    return app
+
+
+def _completion(model: str) -> dict:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": len(WORDS), "total_tokens": 7 + len(WORDS)},
+    }
+
+
+def start() -> FakeServer:
+    ref: list[FakeServer] = []
+    server = FakeServer(make_app(ref))
+    ref.append(server)
+    return server.start()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds between streamed chunks")
+    args = parser.parse_args()
+    web.run_app(make_app(delay=args.delay), host="127.0.0.1", port=args.port, access_log=None, print=None)

@@ -1,0 +1,70 @@
+"""Start the project's real ASGI server (daphne, as in production) as a child process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELOAD_SECONDS = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gateway:
+    def __init__(self, env: dict[str, str], server: str = "daphne") -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "chat2api_site.settings",
+            "POOL_RELOAD_SECONDS": str(RELOAD_SECONDS),
+            "AUTHORIZATION": "test-code",
+            **env,
+        }
+        self.server = server
+        self.process: subprocess.Popen | None = None
+        self.log = ROOT / "var" / f"gateway-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Gateway:
+        args = {
+            "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chat2api_site.asgi:application"],
+            "uvicorn": ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port), "chat2api_site.asgi:application"],
+        }[self.server]
+        self.log.parent.mkdir(exist_ok=True)
+        out = self.log.open("wb")
+        self.process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env, stdout=out, stderr=out)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gateway did not start listening")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def settle() -> None:
+    """Give every gateway process time to pick up a database change (the pool reloads on a timer)."""
+    time.sleep(RELOAD_SECONDS * 6)

@@ -1,0 +1,85 @@
+"""Credentials of the pool: ChatGPT accounts and OpenAI-compatible API keys."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import models
+from django.utils import timezone
+
+
+def mask(secret: str) -> str:
+    """Show enough of a secret to tell two apart, never enough to use it: `sk-…abcd`."""
+    if not secret:
+        return ""
+    if len(secret) <= 12:
+        return "…"
+    return f"{secret[:3]}…{secret[-4:]}"
+
+
+class Kind(models.TextChoices):
+    CHATGPT = "chatgpt", "ChatGPT account"
+    OPENAI = "openai", "OpenAI-compatible API key"
+
+
+class Status(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COOLING = "cooling", "Cooling down"
+    NEEDS_REFRESH = "needs_refresh", "Needs refresh"
+    REFRESHING = "refreshing", "Refreshing"
+    INVALID = "invalid", "Invalid"
+    DISABLED = "disabled", "Disabled"
+
+
+class CredentialQuerySet(models.QuerySet):
+    def usable(self) -> CredentialQuerySet:
+        """Credentials the pool may hand out (cooldowns are checked at pick time, not here)."""
+        return self.filter(status__in=[Status.ACTIVE, Status.COOLING, Status.NEEDS_REFRESH])
+
+
+class Credential(models.Model):
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHATGPT)
+    label = models.CharField(max_length=100, blank=True)
+    access_token = models.TextField(blank=True)
+    refresh_token = models.TextField(blank=True)
+    account_id = models.CharField("ChatGPT-Account-ID", max_length=100, blank=True)
+    base_url = models.URLField(blank=True, help_text="Upstream origin; empty uses CHATGPT_BASE_URL.")
+    api_key = models.TextField(blank=True)
+    model_names = models.JSONField(default=list, blank=True, help_text="Model names served; empty means any.")
+    fingerprint = models.CharField(max_length=64, unique=True, editable=False)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    last_error = models.TextField(blank=True)
+    cooldown_until = models.DateTimeField(null=True, blank=True)
+    model_cooldowns = models.JSONField(default=dict, blank=True, help_text="model → ISO time it clears")
+
+    request_count = models.PositiveBigIntegerField(default=0)
+    error_count = models.PositiveBigIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = CredentialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        if self.kind == Kind.OPENAI:
+            return f"openai {self.base_url} {mask(self.api_key)}"
+        secret = mask(self.access_token or self.refresh_token)
+        return f"chatgpt {secret}" + (f" ({self.account_id})" if self.account_id else "")
+
+    @property
+    def secret_masked(self) -> str:
+        return mask(self.api_key or self.access_token or self.refresh_token)
+
+    def compute_fingerprint(self) -> str:
+        """Identity for de-duplication: the same secret (and workspace) imported twice is one row."""
+        secret = self.api_key if self.kind == Kind.OPENAI else (self.refresh_token or self.access_token)
+        scope = self.base_url if self.kind == Kind.OPENAI else self.account_id
+        return hashlib.sha256(f"{self.kind}\0{scope}\0{secret}".encode()).hexdigest()
+
+    def save(self, *args, **kwargs) -> None:
+        self.fingerprint = self.compute_fingerprint()
+        super().save(*args, **kwargs)

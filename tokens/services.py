@@ -1,0 +1,68 @@
+"""Writes and reads of credentials: the only code that touches the `Credential` table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from django.db import transaction
+from django.db.models import Count, F, Max
+from django.utils import timezone
+
+from tokens.models import Credential, Status
+
+ANY_MODEL = "*"
+
+
+def pool_signature() -> tuple:
+    """Changes whenever a credential is added, edited or removed (status changes bump `updated_at`)."""
+    agg = Credential.objects.aggregate(n=Count("id"), last=Max("updated_at"))
+    return agg["n"], agg["last"]
+
+
+def usable_credentials() -> list[Credential]:
+    return list(Credential.objects.usable())
+
+
+def cooldowns_of(cred: Credential) -> dict[str, float]:
+    """The credential's cooldowns as epoch seconds, keyed by model (`*` for all models)."""
+    found: dict[str, float] = {}
+    if cred.cooldown_until:
+        found[ANY_MODEL] = cred.cooldown_until.timestamp()
+    for model, iso in (cred.model_cooldowns or {}).items():
+        found[model] = datetime.fromisoformat(iso).timestamp()
+    return found
+
+
+def mark_cooling(cred_id: int, until: float, model: str | None, reason: str) -> None:
+    """Record a cooldown, per model when the upstream scoped it to one."""
+    with transaction.atomic():
+        cred = Credential.objects.select_for_update().filter(pk=cred_id).first()
+        if cred is None:
+            return
+        when = datetime.fromtimestamp(until, tz=UTC)
+        if model:
+            now = timezone.now()
+            live = {m: t for m, t in cred.model_cooldowns.items() if datetime.fromisoformat(t) > now}
+            cred.model_cooldowns = {**live, model: when.isoformat()}
+        else:
+            cred.cooldown_until = when
+        if cred.status == Status.ACTIVE:
+            cred.status = Status.COOLING
+        cred.last_error = reason
+        cred.save(update_fields=["model_cooldowns", "cooldown_until", "status", "last_error", "updated_at"])
+
+
+def mark_status(cred_id: int, status: str, reason: str) -> None:
+    Credential.objects.filter(pk=cred_id).update(status=status, last_error=reason, updated_at=timezone.now())
+
+
+def add_usage(batch: Counter[tuple[int, str]]) -> None:
+    """Apply counters gathered off the request path; `update()` leaves `updated_at` (the signature) alone."""
+    now = timezone.now()
+    for cred_id in {cred_id for cred_id, _ in batch}:
+        Credential.objects.filter(pk=cred_id).update(
+            request_count=F("request_count") + batch[(cred_id, "requests")] + batch[(cred_id, "errors")],
+            error_count=F("error_count") + batch[(cred_id, "errors")],
+            last_used_at=now,
+        )
