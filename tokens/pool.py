@@ -127,11 +127,12 @@ class CredentialPool:
         """Choose one credential for `model`, never one in `exclude`; raises `NoCredential`."""
         now = time.time()
         excluded = set(exclude)
-        candidates = [c for c in self._snap.credentials if c.id not in excluded and serves(c)]
-        ready = [c for c in candidates if self._cooling_until(c.id, model, now) <= now]
+        serving = [c for c in self._snap.credentials if serves(c)]
+        ready = [c for c in serving if c.id not in excluded and self._cooling_until(c.id, model, now) <= now]
         if not ready:
-            waits = [self._cooling_until(c.id, model, now) - now for c in candidates]
-            raise NoCredential(retry_after=max(1.0, min(waits)) if waits else None)
+            waits = [self._cooling_until(c.id, model, now) - now for c in serving]
+            cooling = bool(waits) and min(waits) > 0
+            raise NoCredential(retry_after=max(1.0, min(waits)) if cooling else None)
         if settings.RANDOM_TOKEN:
             return random.choice(ready)
         self._cursor += 1

@@ -41,6 +41,8 @@ class FakeServer:
         self._loop.run_forever()
 
     def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
     def reset(self) -> None:

@@ -1,0 +1,106 @@
+"""Admin forms: a credential form that never renders a secret, and the import form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+
+from tokens.models import Credential, Kind, mask
+
+SECRET_FIELDS = ("access_token", "refresh_token", "api_key")
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+class MaskedSecretInput(forms.TextInput):
+    """Shows the stored secret masked (as a placeholder), never its value; typing replaces it."""
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        shown = mask(str(value)) if value else ""
+        placeholder = f"{shown} (leave empty to keep)" if shown else "not set"
+        attrs = {**(attrs or {}), "placeholder": placeholder, "autocomplete": "off", "spellcheck": "false"}
+        return super().get_context(name, None, attrs)
+
+
+class BlankTextarea(forms.Textarea):
+    """Pasted secrets are not echoed back when the form is shown again with an error."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+class SecretField(forms.CharField):
+    widget = MaskedSecretInput
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("max_length", None)
+        super().__init__(**{**kwargs, "required": False})
+        self.help_text = "Type a new value to replace the stored one; leave empty to keep it."
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        # An empty submission keeps the stored secret, so it is not a change (nor a history entry).
+        return bool(data) and data.strip() != (initial or "")
+
+
+class CredentialForm(forms.ModelForm):
+    class Meta:
+        model = Credential
+        fields = "__all__"
+        field_classes = dict.fromkeys(SECRET_FIELDS, SecretField)
+        widgets = dict.fromkeys(SECRET_FIELDS, MaskedSecretInput)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in SECRET_FIELDS:
+            if name in self.fields and not cleaned.get(name):
+                cleaned[name] = getattr(self.instance, name)
+        self._check_complete(cleaned)
+        self._check_unique(cleaned)
+        return cleaned
+
+    def _check_complete(self, cleaned: dict[str, Any]) -> None:
+        if cleaned.get("kind") == Kind.OPENAI and not (cleaned.get("base_url") and cleaned.get("api_key")):
+            raise forms.ValidationError("An OpenAI-compatible key needs a base URL and an API key.")
+        if cleaned.get("kind") == Kind.CHATGPT and not (cleaned.get("access_token") or cleaned.get("refresh_token")):
+            raise forms.ValidationError("A ChatGPT account needs an AccessToken or a RefreshToken.")
+
+    def _check_unique(self, cleaned: dict[str, Any]) -> None:
+        names = ("kind", "account_id", "base_url", *SECRET_FIELDS)
+        probe = Credential(**{name: cleaned.get(name) or "" for name in names})
+        twin = Credential.objects.filter(fingerprint=probe.compute_fingerprint()).exclude(pk=self.instance.pk).first()
+        if twin is not None:
+            raise forms.ValidationError(f"This credential is already stored (#{twin.pk}).")
+
+
+class ImportForm(forms.Form):
+    text = forms.CharField(
+        label="Paste",
+        required=False,
+        strip=False,
+        widget=BlankTextarea(attrs={"rows": 12, "cols": 100, "spellcheck": "false", "autocomplete": "off"}),
+        help_text="One a line: token[,ChatGPT-Account-ID] or openai <base_url> <api_key> [model,model,...]; "
+        "a line starting with # is a comment.",
+    )
+    file = forms.FileField(label="Or upload a text file", required=False)
+
+    def clean_file(self) -> str:
+        upload: UploadedFile | None = self.cleaned_data.get("file")
+        if upload is None:
+            return ""
+        if upload.size and upload.size > MAX_IMPORT_BYTES:
+            raise forms.ValidationError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.")
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("The file is not UTF-8 text.") from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.has_error("file") and bool(cleaned.get("text", "").strip()) == bool(cleaned.get("file")):
+            raise forms.ValidationError("Paste text or upload a file (one of the two).")
+        return cleaned
+
+    @property
+    def lines(self) -> str:
+        return self.cleaned_data["text"] or self.cleaned_data["file"]
