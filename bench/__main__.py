@@ -1,0 +1,314 @@
+"""`python -m bench`: direct-to-upstream vs through the gateway (daphne, uvicorn), in one run.
+
+1. A fake OpenAI upstream (`bench.fake`: a fast port and a slow one) on core 1.
+2. A temporary SQLite database, migrated with `manage.py migrate`, holding the `openai` credential
+   (fake + "/v1", key `sk-ok-bench`, model `fake-model`) and, for the memory phase only, a second one
+   on the slow port (model `fake-model-slow`).
+3. The gateway, one worker process pinned to core 0 with `taskset -c 0`, under each ASGI server.
+4. The load generator (`bench.load`, aiohttp) on core 1 with the fake; it prints JSON, this prints a table.
+
+Figures only, no pass/fail. Every child runs in its own session and is stopped on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import free_port, raise_nofile
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+SERVERS = {
+    # Access logs off for both: a log line per request is a logging choice, not the server's cost.
+    "daphne": ["-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", "{port}", "chat2api_site.asgi:application"],
+    "uvicorn": [
+        "-m", "uvicorn", "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log",
+        "--log-level", "warning", "--host", "127.0.0.1", "--port", "{port}", "chat2api_site.asgi:application",
+    ],
+}  # fmt: skip
+SEED = """
+from tokens.models import Credential, Kind
+Credential.objects.create(kind=Kind.OPENAI, base_url="{fast}/v1", api_key="sk-ok-bench", model_names=["fake-model"])
+Credential.objects.create(kind=Kind.OPENAI, base_url="{slow}/v1", api_key="sk-ok-bench-slow",
+                          model_names=["fake-model-slow"])
+"""
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def pinned(core: int) -> list[str]:
+    """`taskset -c core` when there is a core to pin to (the command execs, so the pid stays the child's)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) > core:
+        return ["taskset", "-c", str(core)]
+    return []
+
+
+class Children:
+    """Every process the benchmark starts, each in its own session, stopped in reverse order on exit."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        out = (self.tmp / f"{name}.log").open("wb")
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc.name = name  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.procs)):
+            self.stop(proc)
+
+    def tail(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def wait_listening(port: int, proc: subprocess.Popen, children: Children, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited:\n{children.tail(proc.name)}")  # type: ignore[attr-defined]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{proc.name} did not listen on {port}")  # type: ignore[attr-defined]
+
+
+def load(children: Children, cfg: dict[str, Any], env: dict[str, str], seconds: float) -> dict[str, Any]:
+    """Run `bench.load` on core 1 and return its JSON (bounded by `seconds`)."""
+    proc = subprocess.Popen(
+        [*pinned(1), PY, "-m", "bench.load", json.dumps(cfg)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    proc.name = f"load-{cfg['name']}"  # type: ignore[attr-defined]
+    children.procs.append(proc)
+    try:
+        out, _ = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        children.stop(proc)
+        raise RuntimeError(f"the load generator for {cfg['name']} took over {seconds:.0f} s") from None
+    children.procs.remove(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the load generator for {cfg['name']} failed (exit {proc.returncode})")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    names = list(results)
+    direct = results.get("direct", {})
+
+    def get(res: dict[str, Any], phase: str, key: str) -> float | None:
+        return (res.get(phase) or {}).get(key)
+
+    def added(res: dict[str, Any], phase: str) -> float | None:
+        mine, base = get(res, phase, "p50_ms"), get(direct, phase, "p50_ms")
+        return None if res is direct or mine is None or base is None else mine - base
+
+    rows: list[tuple[str, list[str]]] = [
+        ("non-stream latency p50, c=1 (ms)", [fmt(get(r, "json_c1", "p50_ms")) for r in results.values()]),
+        ("non-stream latency p99, c=1 (ms)", [fmt(get(r, "json_c1", "p99_ms")) for r in results.values()]),
+        ("added latency at p50 (ms)", [fmt(added(r, "json_c1")) if r is not direct else "-" for r in results.values()]),
+        ("requests/s, c=32", [fmt(get(r, "json_c32", "per_s"), 0) for r in results.values()]),
+        ("gateway CPU ms / request, c=32", [fmt(get(r, "json_c32", "cpu_ms_each")) for r in results.values()]),
+        ("stream first chunk p50, c=1 (ms)", [fmt(get(r, "stream_c1", "p50_ms")) for r in results.values()]),
+        ("stream first chunk p99, c=1 (ms)", [fmt(get(r, "stream_c1", "p99_ms")) for r in results.values()]),
+        ("added first-chunk latency at p50 (ms)",
+         [fmt(added(r, "stream_c1")) if r is not direct else "-" for r in results.values()]),
+        ("streams/s, c=32", [fmt(get(r, "stream_c32", "per_s"), 0) for r in results.values()]),
+        ("gateway CPU ms / stream, c=32", [fmt(get(r, "stream_c32", "cpu_ms_each")) for r in results.values()]),
+        ("gateway RSS idle (MB)", [fmt(r.get("rss_idle_mb"), 0) for r in results.values()]),
+        ("gateway RSS, slow streams open (MB)", [fmt(get(r, "hold", "rss_mb"), 0) for r in results.values()]),
+        ("  slow streams open at the sample", [fmt(get(r, "hold", "open_at_peak"), 0) for r in results.values()]),
+        ("  seconds to open them all", [fmt(get(r, "hold", "ramp_s"), 1) for r in results.values()]),
+        ("  gateway fds open / 2 s after hang-up",
+         [f"{fmt(get(r, 'hold', 'fds'), 0)} / {fmt(get(r, 'hold', 'fds_after'), 0)}" if r.get("hold") else "n/a"
+          for r in results.values()]),
+        ("  gateway RSS 2 s after hang-up (MB)", [fmt(get(r, "hold", "rss_after_mb"), 0) for r in results.values()]),
+        ("failed requests (all phases)", [str(failures(r)) for r in results.values()]),
+    ]  # fmt: skip
+    headers = {"direct": "direct to upstream", "daphne": "gateway (daphne)", "uvicorn": "gateway (uvicorn)"}
+    width = max(len(label) for label, _ in rows)
+    cols = [max(20, len(headers.get(n, n))) for n in names]
+    lines = [" " * width + "  " + "  ".join(headers.get(n, n).rjust(w) for n, w in zip(names, cols, strict=True))]
+    lines.append("-" * len(lines[0]))
+    for label, cells in rows:
+        lines.append(label.ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, cols, strict=True)))
+    return "\n".join(lines)
+
+
+def failures(res: dict[str, Any]) -> int:
+    phases = ("json_c1", "json_c32", "stream_c1", "stream_c32")
+    return sum((res.get(p) or {}).get("errors", 0) for p in phases) + (res.get("hold") or {}).get("failed", 0)
+
+
+def machine() -> str:
+    load1, load5, _ = os.getloadavg()
+    return f"{os.cpu_count()} cores, load average {load1:.2f} (1 min) {load5:.2f} (5 min)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--servers", default="daphne,uvicorn", help="comma-separated: daphne,uvicorn")
+    parser.add_argument("--no-direct", action="store_true", help="skip the direct-to-upstream baseline")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the requests, for a smoke run")
+    parser.add_argument("--streams", type=int, default=1000, help="slow streams held open at once")
+    parser.add_argument("--delay", type=float, default=3.0, help="seconds between the slow fake's chunks")
+    parser.add_argument("--json", type=Path, help="also write the raw results to this file")
+    args = parser.parse_args()
+    servers = [s for s in args.servers.split(",") if s]
+    for server in servers:
+        if server not in SERVERS:
+            parser.error(f"unknown server {server!r}")
+    scale = 10 if args.quick else 1
+    counts = {
+        "c1_requests": 300 // scale,
+        "c32_requests": 3000 // scale,
+        "c1_streams": 200 // scale,
+        "c32_streams": 2000 // scale,
+        "phase_seconds": 30,
+    }
+    nofile = raise_nofile()  # inherited by every child
+    if nofile < 4 * args.streams:
+        log(f"warning: open-files limit {nofile} is low for {args.streams} streams")
+
+    tmp = Path(tempfile.mkdtemp(prefix="chat2api-bench-"))
+    children = Children(tmp)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    started = time.monotonic()
+    load_before = machine()
+    try:
+        results = run(args, servers, counts, tmp, children)
+    except KeyboardInterrupt:
+        log("interrupted; stopping every process")
+        return 130
+    except RuntimeError as exc:
+        log(f"failed: {exc}")
+        return 1
+    finally:
+        children.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    print("chat2api benchmark: one gateway worker on core 0; load generator and fake upstream on core 1.")
+    print(f"machine: {load_before} at start, {machine().split(', ', 1)[1]} at end; {time.monotonic() - started:.0f} s")
+    print(
+        f"non-stream c=1: {counts['c1_requests']} requests; c=32: {counts['c32_requests']}; stream c=1: "
+        f"{counts['c1_streams']}; c=32: {counts['c32_streams']} (each phase capped at {counts['phase_seconds']} s); "
+        f"{args.streams} slow streams ({args.delay:g} s between chunks). VmRSS sampled from /proc."
+    )
+    print()
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def run(
+    args: argparse.Namespace, servers: list[str], counts: dict[str, int], tmp: Path, children: Children
+) -> dict[str, dict[str, Any]]:
+    fast, slow = free_port(), free_port()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    env = {
+        **base_env,
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "chat2api_site.settings",
+        "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
+        "AUTHORIZATION": "bench-code",
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "SECRET_KEY": "bench-not-secret",
+    }
+    log(f"fake upstream on ports {fast} (fast) and {slow} ({args.delay:g} s between chunks), core 1")
+    fake = children.start(
+        "fake",
+        [*pinned(1), PY, "-m", "bench.fake", "--port", str(fast), "--slow-port", str(slow), "--delay", str(args.delay)],
+        env,
+    )
+    log(f"temporary database {tmp / 'bench.sqlite3'}: migrate and seed")
+    for step in (
+        [PY, "manage.py", "migrate", "--verbosity", "0"],
+        [PY, "manage.py", "shell", "-c", SEED.format(fast=f"http://127.0.0.1:{fast}", slow=f"http://127.0.0.1:{slow}")],
+    ):
+        done = subprocess.run(step, cwd=ROOT, env=env, capture_output=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(step[:3])} failed:\n{done.stderr.decode(errors='replace')[-3000:]}")
+    wait_listening(fast, fake, children)
+    wait_listening(slow, fake, children)
+
+    results: dict[str, dict[str, Any]] = {}
+    if not args.no_direct:
+        log("direct to the fake upstream")
+        cfg = {**counts, "name": "direct", "url": f"http://127.0.0.1:{fast}/v1", "key": "sk-ok-bench"}
+        cfg["model"] = "fake-model"
+        results["direct"] = load(children, cfg, env, 200)
+    for server in servers:
+        port = free_port()
+        log(f"gateway under {server} on port {port}, core 0")
+        args_ = [a.format(port=port) for a in SERVERS[server]]
+        gateway = children.start(server, [*pinned(0), PY, *args_], env)
+        try:
+            wait_listening(port, gateway, children)
+            cfg = {
+                **counts,
+                "name": server,
+                "url": f"http://127.0.0.1:{port}/v1",
+                "key": "bench-code",
+                "model": "fake-model",
+                "slow_model": "fake-model-slow",
+                "pid": gateway.pid,
+                "hold": args.streams,
+                "hold_seconds": max(10.0, args.delay * 8),
+            }
+            results[server] = load(children, cfg, env, 240)
+            if gateway.poll() is not None:
+                raise RuntimeError(f"{server} died during the run:\n{children.tail(server)}")
+        finally:
+            children.stop(gateway)
+        errors = children.tail(server).strip()
+        if errors:
+            log(f"{server} wrote to its log (last lines):\n{errors[-1500:]}")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())
