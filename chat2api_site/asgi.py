@@ -1,29 +1,166 @@
-"""ASGI entry point. API routes are served by a Django handler without the middleware stack.
+"""ASGI entry point. API routes are served by a lean Django handler of their own.
 
 The admin and the web page need sessions, CSRF and messages; `/v1/...` needs none of them, and each
-`MiddlewareMixin` costs a thread hop per request, so the API gets a handler of its own.
+`MiddlewareMixin` costs a thread hop per request, so the API gets a handler without the middleware
+stack. That handler also drops the rest of Django's per-request thread work, which on the API path
+buys nothing:
+
+- Django enters a fresh `ThreadSensitiveContext` per request, so the first thread-sensitive call of
+  every request starts a new one-thread executor (and a thread to join it afterwards). The API handler
+  enters a context bound to one executor shared by all its requests instead (asgiref >= 3.13).
+- `request_started` and `request_finished` are dispatched without the database receivers
+  (`reset_queries`, `close_old_connections`): the API never opens a connection on a request's
+  thread (the credential pool reads the database on worker threads and closes stale connections
+  there itself), so they have nothing to do and each would cost a thread hop. Django's own
+  context-local receivers run inline; any other synchronous receiver still runs on the shared thread.
+- The response is closed inline (its only resource is the request's in-memory body) rather than via
+  `sync_to_async`, and the client disconnect is watched by one task that cancels the request's task,
+  instead of two tasks and `asyncio.wait`.
+
+Behaviour is Django's otherwise: the same request object, URL resolution, views, exception
+handling, response encoding; a client that hangs up cancels the view or the streaming response.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat2api_site.settings")
 
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from channels.routing import ProtocolTypeRouter
+from django.conf import settings
+from django.core import signals
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
+from django.core.cache import close_caches
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.base import reset_urlconf
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import close_old_connections, reset_queries
+from django.dispatch import Signal
+from django.urls import set_script_prefix
 
 site = get_asgi_application()
 
+# Receivers with nothing to do for an API request (no database connection on the request's thread).
+SKIPPED_RECEIVERS = frozenset({reset_queries, close_old_connections})
+# Django's receivers that only reset per-context state: cheap and non-blocking, so no thread hop.
+INLINE_RECEIVERS = frozenset({close_caches, reset_urlconf})
+
+
+async def send_signal(signal: Signal, sender: type, **named) -> None:
+    """`signal.asend()` minus the skipped receivers, with the inline ones called on the event loop."""
+    sync_receivers, async_receivers = signal._live_receivers(sender)
+    hop = []
+    for receiver in sync_receivers:
+        if receiver in INLINE_RECEIVERS:
+            receiver(signal=signal, sender=sender, **named)
+        elif receiver not in SKIPPED_RECEIVERS:
+            hop.append(receiver)
+    if hop:
+
+        def call_all() -> None:
+            for receiver in hop:
+                receiver(signal=signal, sender=sender, **named)
+
+        await sync_to_async(call_all)()
+    if async_receivers:
+        await asyncio.gather(*(receiver(signal=signal, sender=sender, **named) for receiver in async_receivers))
+
 
 class APIHandler(ASGIHandler):
-    """The same request handling as Django's, with an empty middleware list."""
+    """Django's request handling with an empty middleware list and no per-request threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Thread-sensitive work of every API request (rare: error paths, third-party receivers).
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-sync")
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
         self._middleware_chain = convert_exception_to_response(self._get_response_async)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        async with ThreadSensitiveContext(executor=self.executor):
+            await self.handle(scope, receive, send)
+
+    async def read_body(self, receive):
+        """Django's, except that a body arriving in one message (nearly all) skips the spooled file."""
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        if not message.get("more_body", False):
+            return io.BytesIO(message.get("body", b""))
+        body_file = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")  # noqa: SIM115
+        while True:
+            body_file.write(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+        body_file.seek(0)
+        return body_file
+
+    async def handle(self, scope, receive, send) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        await send_signal(signals.request_started, self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            await self.close_response(error_response)
+            return
+
+        # The disconnect watcher cancels this task if the client hangs up before the response is sent.
+        task = asyncio.current_task()
+        state = {"sent": False, "aborted": False}
+
+        async def watch_disconnect() -> None:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not state["sent"]:
+                state["aborted"] = True
+                task.cancel()
+
+        watcher = asyncio.create_task(watch_disconnect())
+        response = None
+        try:
+            response = await self.run_get_response(request)
+            await self.send_response(response, send)
+            state["sent"] = True
+        except asyncio.CancelledError:
+            if not state["aborted"]:
+                raise
+            task.uncancel()  # our own cancellation, for the client's disconnect: handled here
+        finally:
+            watcher.cancel()
+        if response is None:
+            await send_signal(signals.request_finished, self.__class__)
+        else:
+            await self.close_response(response)
+        body_file.close()
+
+    async def close_response(self, response) -> None:
+        """`response.close()` with `request_finished` sent through `send_signal`."""
+        for closer in response._resource_closers:
+            with contextlib.suppress(Exception):  # as HttpResponseBase.close() does
+                closer()
+        response._resource_closers.clear()
+        response.closed = True
+        await send_signal(signals.request_finished, getattr(response, "_handler_class", self.__class__))
 
 
 from chat2api_site.urls import API_ROOT  # noqa: E402

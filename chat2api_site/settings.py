@@ -61,6 +61,12 @@ ALLOW_RESET: bool = _read("bool", "ALLOW_RESET", True)
 if RETRY_TIMES < 0:
     raise ImproperlyConfigured("Environment variable RETRY_TIMES must be 0 or more")
 
+# --- RefreshToken exchange (auth0 for older tokens, auth.openai.com for `rt_…` tokens) -------------
+OAUTH_TOKEN_URL: str = _read("str", "OAUTH_TOKEN_URL", "https://auth0.openai.com/oauth/token")
+OAUTH_CLIENT_ID: str = _read("str", "OAUTH_CLIENT_ID", "pdlLIX2Y72MIl2rhLhTE9VV9bN905kBh")
+OAUTH_RT_TOKEN_URL: str = _read("str", "OAUTH_RT_TOKEN_URL", "https://auth.openai.com/oauth/token")
+OAUTH_RT_CLIENT_ID: str = _read("str", "OAUTH_RT_CLIENT_ID", "app_LlGpXReQgckcGGUo2JrYvtJK")
+
 # --- Gateway tuning -------------------------------------------------------------------------------
 MAX_REQUEST_BYTES: int = _read("int", "MAX_REQUEST_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES

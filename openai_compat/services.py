@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from asgiref.sync import sync_to_async
 
 from django.conf import settings
 
@@ -16,8 +18,10 @@ from openai_compat.errors import APIError, model_not_found
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams import UPSTREAMS
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
+from tokens import services as token_services
 from tokens.models import Kind, Status
 from tokens.pool import NoCredential, PooledCredential, pool
+from tokens.refresh import RefreshFailed
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,12 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
 async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
     if slug_for(cred, request.model) is None:
         raise model_not_found(request.model)
+    if not cred.access_token:
+        try:
+            token = await sync_to_async(token_services.own_access_token, thread_sensitive=False)(cred.refresh_token)
+        except RefreshFailed as exc:
+            raise APIError(401, f"Your RefreshToken was refused: {exc.reason}", code="invalid_api_key") from None
+        cred = replace(cred, access_token=token)
     try:
         return await _attempt(cred, request)
     except UpstreamError as err:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import openai_server
+from tests.fakes import chatgpt_server, openai_server
 from tests.fakes.base import FakeServer
 from tests.gateway import Gateway
 
@@ -22,6 +22,13 @@ def fake_openai() -> Iterator[FakeServer]:
 
 
 @pytest.fixture(scope="session")
+def fake_chatgpt() -> Iterator[FakeServer]:
+    server = chatgpt_server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def test_database(django_db_setup, django_db_blocker) -> str:
     """The path of the migrated test database, which the gateway process opens too."""
     from django.conf import settings
@@ -30,8 +37,8 @@ def test_database(django_db_setup, django_db_blocker) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway(test_database: str) -> Iterator[Gateway]:
-    server = Gateway({"DATABASE_URL": f"sqlite:///{test_database}"}).start()
+def gateway(test_database: str, fake_chatgpt: FakeServer) -> Iterator[Gateway]:
+    server = Gateway({"DATABASE_URL": f"sqlite:///{test_database}", "CHATGPT_BASE_URL": fake_chatgpt.url}).start()
     yield server
     server.stop()
 
@@ -40,3 +47,5 @@ def gateway(test_database: str) -> Iterator[Gateway]:
 def _fresh_fakes(request: pytest.FixtureRequest) -> None:
     if "fake_openai" in request.fixturenames:
         request.getfixturevalue("fake_openai").reset()
+    if "fake_chatgpt" in request.fixturenames:
+        request.getfixturevalue("fake_chatgpt").reset()

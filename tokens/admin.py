@@ -80,9 +80,9 @@ class CredentialAdmin(admin.ModelAdmin):
     def masked_api_key(self, obj: Credential) -> str:
         return mask(obj.api_key)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Credential | None = None) -> Any:
+    def get_fieldsets(self, request: HttpRequest, obj: Credential | None = None) -> list[tuple[str | None, Any]]:
         """View-only users get every field read-only, which would print secrets: show them masked instead."""
-        fieldsets = super().get_fieldsets(request, obj)
+        fieldsets = list(super().get_fieldsets(request, obj))
         if obj is None or self.has_change_permission(request, obj):
             return fieldsets
         swap = {name: f"masked_{name}" for name in SECRET_FIELDS}

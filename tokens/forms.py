@@ -46,7 +46,10 @@ class SecretField(forms.CharField):
 class CredentialForm(forms.ModelForm):
     class Meta:
         model = Credential
-        fields = "__all__"
+        fields = (
+            *("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "model_names"),
+            *("status", "cooldown_until", "model_cooldowns"),
+        )
         field_classes = dict.fromkeys(SECRET_FIELDS, SecretField)
         widgets = dict.fromkeys(SECRET_FIELDS, MaskedSecretInput)
 

@@ -87,8 +87,6 @@ def parse_line(line_no: int, line: str) -> Entry:
     parts = line.split(maxsplit=3)
     if parts[0].lower() == "openai":
         return _parse_openai(line_no, parts[1:])
-    if len(parts) > 1:
-        raise LineError(f"unexpected spaces in {mask(parts[0])}; an API key line starts with `openai`")
     return _parse_chatgpt(line_no, line)
 
 
@@ -110,6 +108,8 @@ def _parse_chatgpt(line_no: int, line: str) -> Entry:
     token, _, account_id = (s.strip() for s in line.partition(","))
     if not token:
         raise LineError("missing token before the comma")
+    if len(token.split()) > 1 or len(account_id.split()) > 1:
+        raise LineError(f"unexpected spaces in {mask(token.split()[0])}; an API key line starts with `openai`")
     if "," in account_id:
         raise LineError(f"too many commas after {mask(token)}; expected <token>[,<ChatGPT-Account-ID>]")
     if len(account_id) > Credential._meta.get_field("account_id").max_length:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from datetime import UTC, datetime
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, F, Max
 from django.utils import timezone
 
+from tokens import refresh
 from tokens.models import Credential, Status
 
 ANY_MODEL = "*"
@@ -66,3 +69,15 @@ def add_usage(batch: Counter[tuple[int, str]]) -> None:
             error_count=F("error_count") + batch[(cred_id, "errors")],
             last_used_at=now,
         )
+
+
+def own_access_token(refresh_token: str) -> str:
+    """A caller's own RefreshToken, exchanged once and cached until shortly before the AccessToken expires."""
+    key = "own-at:" + hashlib.sha256(refresh_token.encode()).hexdigest()
+    token = cache.get(key)
+    if token is None:
+        refreshed = refresh.exchange(refresh_token)
+        ttl = (refreshed.expires_at - timezone.now()).total_seconds() - 60 if refreshed.expires_at else 3600
+        token = refreshed.access_token
+        cache.set(key, token, max(60, int(ttl)))
+    return token

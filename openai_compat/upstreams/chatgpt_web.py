@@ -1,3 +1,208 @@
-"""Placeholder replaced by the ChatGPT adapter."""
+"""Adapter for the ChatGPT web backend: the sentinel check, one conversation request, the answer parsed.
+
+Challenges (proof-of-work, Turnstile, Arkose, a forced login) are never solved: the credential fails with
+`upstream_challenge_required` and the pipeline moves on to the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from curl_cffi.requests import Response
+from django.conf import settings
+
+from openai_compat.schema import ChatRequest, text_of
+from openai_compat.upstreams.base import Action, Delta, UpstreamError
+from openai_compat.upstreams.chatgpt_stream import ChatGPTStream, StreamError
+from openai_compat.upstreams.transport import error_text, open_stream, retry_after, scrub, sse_data
+from tokens.pool import PooledCredential
+
+DEVICE_NAMESPACE = uuid.UUID("5f1d8c1e-3c56-4f0e-9a43-6d2b7c0f4a11")
+ROLES = {"developer": "system", "function": "tool"}
+CHALLENGES = {"proofofwork": "proof-of-work", "turnstile": "Turnstile", "arkose": "Arkose"}
+CLOUDFLARE = (b"cf_chl_opt", b"cf-spinner-please-wait")
+DETERMINISTIC = {400, 404, 413, 422}
+
+
 class ChatGPTWeb:
-    pass
+    async def stream(self, cred: PooledCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+        api = api_root(cred)
+        headers = request_headers(cred)
+        if not settings.CONVERSATION_ONLY:
+            headers["openai-sentinel-chat-requirements-token"] = await chat_requirements(api, cred, headers)
+        headers["accept"] = "text/event-stream"
+        response = await open_stream(f"{api}/conversation", cred, headers, conversation_body(request, slug))
+        try:
+            if response.status_code != 200:
+                raise failure(response.status_code, await response.acontent(), response.headers, cred)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                raise UpstreamError(f"ChatGPT answered without an event stream: {error_text(await response.acontent(), cred)}")
+            async for delta in answer(response, cred):
+                yield delta
+        finally:
+            await response.aclose()
+
+
+def api_root(cred: PooledCredential) -> str:
+    base = (cred.base_url or settings.CHATGPT_BASE_URL).rstrip("/")
+    return base if base.endswith("/backend-api") else base + "/backend-api"
+
+
+def request_headers(cred: PooledCredential) -> dict[str, str]:
+    if not cred.access_token:
+        raise UpstreamError("This ChatGPT credential has no access token; it needs a refresh.", action=Action.REFRESH)
+    headers = {
+        "authorization": f"Bearer {cred.access_token}",
+        "oai-device-id": device_id(cred),
+        "oai-language": "en-US",
+        "accept": "*/*",
+        "content-type": "application/json",
+    }
+    if cred.account_id:
+        headers["chatgpt-account-id"] = cred.account_id
+    if settings.AUTH_KEY:
+        headers["authkey"] = settings.AUTH_KEY
+    return headers
+
+
+def device_id(cred: PooledCredential) -> str:
+    """A device id that sticks to the credential (its refresh token outlives access tokens); never the secret."""
+    secret = cred.refresh_token or cred.access_token
+    return str(uuid.uuid5(DEVICE_NAMESPACE, hashlib.sha256(secret.encode()).hexdigest()))
+
+
+async def chat_requirements(api: str, cred: PooledCredential, headers: dict[str, str]) -> str:
+    """The sentinel token for the conversation call; a demanded challenge fails the credential instead."""
+    response = await open_stream(f"{api}/sentinel/chat-requirements", cred, headers, {})
+    try:
+        raw = await response.acontent()
+    finally:
+        await response.aclose()
+    if response.status_code != 200:
+        raise failure(response.status_code, raw, response.headers, cred)
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict):
+        raise UpstreamError("The ChatGPT sentinel answered with something other than a JSON object.")
+    challenge = required_challenge(doc)
+    if challenge:
+        raise UpstreamError(
+            f"ChatGPT demands {challenge} for this account; chat2api never solves challenges, so it was skipped.",
+            type="upstream_challenge_required",
+            code="upstream_challenge_required",
+        )
+    if not isinstance(doc.get("token"), str) or not doc["token"]:
+        raise UpstreamError("The ChatGPT sentinel answered without a chat-requirements token.")
+    return doc["token"]
+
+
+def required_challenge(doc: dict[str, Any]) -> str | None:
+    if doc.get("force_login"):
+        return "a fresh login (force_login)"
+    for key, name in CHALLENGES.items():
+        if isinstance(doc.get(key), dict) and doc[key].get("required"):
+            return f"a {name} challenge"
+    return None
+
+
+def conversation_body(request: ChatRequest, slug: str) -> dict[str, Any]:
+    """A new thread replaying the whole OpenAI history, as c2a does (protocol §3.4)."""
+    return {
+        "action": "next",
+        "messages": [chatgpt_message(m) for m in request.messages],
+        "parent_message_id": str(uuid.uuid4()),
+        "model": slug,
+        "conversation_mode": {"kind": "primary_assistant"},
+        "history_and_training_disabled": settings.HISTORY_DISABLED,
+        "force_use_sse": True,
+        "supported_encodings": ["v1"],
+        "system_hints": [],
+        "websocket_request_id": str(uuid.uuid4()),
+        **timezone_fields(),
+        "conversation_origin": None,
+        "force_paragen": False,
+        "force_rate_limit": False,
+        "reset_rate_limits": False,
+        "suggestions": [],
+    }
+
+
+def chatgpt_message(message: dict[str, Any]) -> dict[str, Any]:
+    role = ROLES.get(message["role"], message["role"])
+    return {
+        "id": str(uuid.uuid4()),
+        "author": {"role": role},
+        "content": {"content_type": "text", "parts": [text_of(message.get("content"))]},
+        "metadata": {},
+    }
+
+
+def timezone_fields() -> dict[str, Any]:
+    offset = datetime.now(ZoneInfo(settings.TIME_ZONE)).utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset else 0
+    return {"timezone": settings.TIME_ZONE, "timezone_offset_min": -minutes}  # the sign of JS getTimezoneOffset
+
+
+async def answer(response: Response, cred: PooledCredential) -> AsyncIterator[Delta]:
+    parser = ChatGPTStream()
+    try:
+        async for data in sse_data(response):
+            for delta in parser.feed(data):
+                yield delta
+            if parser.done:
+                return
+        for delta in parser.end():
+            yield delta
+    except StreamError as exc:
+        raise UpstreamError(scrub(f"ChatGPT reported an error: {exc}", cred)) from None
+
+
+# --- HTTP errors ----------------------------------------------------------------------------------
+def failure(status: int, raw: bytes, headers: Any, cred: PooledCredential) -> UpstreamError:
+    reason = "an HTML page" if raw.lstrip()[:1] == b"<" else error_text(raw, cred)
+    if status == 401:
+        return UpstreamError(f"ChatGPT refused the access token: {reason}", action=Action.REFRESH)
+    if status == 403:
+        return forbidden(raw, reason)
+    if status == 429:
+        return rate_limited(raw, headers, reason)
+    if status in DETERMINISTIC:
+        return UpstreamError(reason, status=status, action=Action.FATAL, type="invalid_request_error")
+    return UpstreamError(f"ChatGPT answered {status}: {reason}")
+
+
+def forbidden(raw: bytes, reason: str) -> UpstreamError:
+    if any(marker in raw for marker in CLOUDFLARE):
+        why = "upstream blocked this account (Cloudflare challenge)"
+    elif b"unusual activity" in raw.lower():
+        why = f"upstream blocked this account (unusual activity): {reason}"
+    else:
+        return UpstreamError(f"ChatGPT refused the request (403): {reason}")
+    return UpstreamError(why, action=Action.COOLDOWN, retry_after=settings.DEFAULT_COOLDOWN_SECONDS)
+
+
+def rate_limited(raw: bytes, headers: Any, reason: str) -> UpstreamError:
+    detail = error_detail(raw)
+    clears_in = detail.get("clears_in") if isinstance(detail, dict) else None
+    if isinstance(clears_in, int | float) and not isinstance(clears_in, bool):
+        scoped = detail.get("code") == "model_cap_exceeded"
+        message = f"ChatGPT usage cap reached: {reason}"
+        return UpstreamError(message, status=429, action=Action.COOLDOWN, retry_after=max(1.0, clears_in), model_scoped=scoped)
+    wait = retry_after(headers, settings.DEFAULT_COOLDOWN_SECONDS)
+    return UpstreamError(f"ChatGPT rate limited this account: {reason}", status=429, action=Action.COOLDOWN, retry_after=wait)
+
+
+def error_detail(raw: bytes) -> Any:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return doc.get("detail") if isinstance(doc, dict) else None

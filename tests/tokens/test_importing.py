@@ -86,7 +86,7 @@ def test_openai_line_missing_everything() -> None:
 
 
 def test_api_key_without_openai_prefix_is_refused() -> None:
-    line_no, reason = only_error(KEY)
+    _, reason = only_error(KEY)
     assert "looks like an API key" in reason
     assert KEY not in reason
 

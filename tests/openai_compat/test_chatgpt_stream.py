@@ -1,0 +1,236 @@
+"""The ChatGPT stream parser on its own: no database, no server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openai_compat.upstreams.base import Delta
+from openai_compat.upstreams.chatgpt_stream import ChatGPTStream, StreamError, apply_op
+from tests.fakes import chatgpt_server as fake
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURE_NAME = "2026-03-22_f-conversation_delta-encoding-v1_gpt-5-3_team.sse"
+CAPTURES = [ROOT.parent / "shared" / "chatgpt-captures" / CAPTURE_NAME, ROOT / "tests" / "fixtures" / CAPTURE_NAME]
+
+
+def data_lines(body: bytes) -> list[bytes]:
+    return [line[5:] for line in body.splitlines() if line.startswith(b"data:")]
+
+
+def run(payloads: list[Any], end: bool = False) -> tuple[list[Delta], ChatGPTStream]:
+    parser = ChatGPTStream()
+    out = [delta for payload in payloads for delta in parser.feed(payload)]
+    return out + (parser.end() if end else []), parser
+
+
+def text(deltas: list[Delta]) -> str:
+    return "".join(d.content for d in deltas)
+
+
+def reasoning(deltas: list[Delta]) -> str:
+    return "".join(d.reasoning for d in deltas)
+
+
+def finish(deltas: list[Delta]) -> list[str]:
+    return [d.finish_reason for d in deltas if d.finish_reason]
+
+
+def served(keyword: str = "", scenario: str = "ok", v1: bool = True, history: bool = True) -> list[bytes]:
+    """The `data:` payloads the fake upstream would send for a prompt containing `keyword`."""
+    body = {"model": "gpt-4o", "history_and_training_disabled": history}
+    body["messages"] = [{"author": {"role": "user"}, "content": {"content_type": "text", "parts": [keyword]}}]
+    return data_lines(b"".join(fake.frames_for(body, scenario, v1)))
+
+
+def assistant(mid: str, parts: list[str], status: str = "in_progress", **extra: Any) -> dict[str, Any]:
+    message = {"id": mid, "author": {"role": "assistant"}, "content": {"content_type": "text", "parts": parts}}
+    return {"message": {"status": status, "recipient": "all", "metadata": {}, **message, **extra}, "error": None}
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=["shared", "fixtures"])
+def test_real_capture_gives_exactly_its_answer(path: Path):
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    deltas, parser = run(data_lines(path.read_bytes()))
+    assert text(deltas) == "Hi. What do you need help with?"
+    assert [d.content for d in deltas if d.content] == ["Hi.", " What do", " you need help with?"]
+    assert reasoning(deltas) == ""
+    assert finish(deltas) == ["stop"]
+    assert parser.encoding == "v1" and parser.done
+
+
+def test_legacy_cumulative_snapshots_become_increments():
+    payloads = [
+        {"message": {"id": "u1", "author": {"role": "user"}, "content": {"content_type": "text", "parts": ["Say hi"]}}},
+        assistant("a1", [""]),
+        assistant("a1", ["Hi"]),
+        assistant("a1", ["Hi there!"]),
+        assistant("a1", ["Hi there!"], "finished_successfully", end_turn=True),
+        {"type": "title_generation", "title": "Greeting", "conversation_id": "c1"},
+        b"[DONE]",
+    ]
+    deltas, parser = run(payloads)
+    assert [d.content for d in deltas if d.content] == ["Hi", " there!"]
+    assert finish(deltas) == ["stop"] and parser.encoding == "legacy"
+
+
+def test_protocol_v1_example_with_carry_forward():
+    closing = [
+        {"p": "/message/content/parts/0", "o": "append", "v": "!"},
+        {"p": "/message/status", "o": "replace", "v": "finished_successfully"},
+        {"p": "/message/end_turn", "o": "replace", "v": True},
+        {"p": "/message/metadata", "o": "append", "v": {"finish_details": {"type": "stop"}, "is_complete": True}},
+    ]
+    payloads = [
+        b'"v1"',
+        {"p": "", "o": "add", "v": assistant("a1", [""]), "c": 0},
+        {"p": "/message/content/parts/0", "o": "append", "v": "Hi"},
+        {"v": " there"},
+        {"type": "title_generation", "title": "Greeting", "conversation_id": "c1"},
+        {"p": "", "o": "patch", "v": closing},
+        b"[DONE]",
+    ]
+    deltas, _ = run(payloads)
+    assert [d.content for d in deltas if d.content] == ["Hi", " there", "!"]
+    assert finish(deltas) == ["stop"]
+
+
+def test_v1_channels_carry_forward_and_roots_without_p_or_o():
+    payloads = [
+        b'"v1"',
+        {"p": "", "o": "add", "v": assistant("a0", ["first"], "finished_successfully"), "c": 0},
+        {"v": assistant("a1", [""]), "c": 1},
+        {"p": "/message/content/parts/0", "o": "append", "v": "one"},
+        {"v": " two"},
+        {"v": "!", "p": "/message/content/parts/0", "o": "append", "c": 0},
+        {"v": " three", "c": 1},
+    ]
+    deltas, parser = run(payloads)
+    assert [d.content for d in deltas] == ["first", "\n\none", " two", "!", " three"]
+    assert parser.roots[0]["message"]["content"]["parts"] == ["first!"]
+    assert parser.roots[1]["message"]["content"]["parts"] == ["one two three"]
+
+
+@pytest.mark.parametrize(
+    ("path", "op", "value", "expected"),
+    [
+        ("/a", "replace", 5, {"a": 5, "s": "abc", "l": [1, 2], "m": {"x": 1}}),
+        ("/s", "append", "de", {"a": 1, "s": "abcde", "l": [1, 2], "m": {"x": 1}}),
+        ("/s", "truncate", 1, {"a": 1, "s": "a", "l": [1, 2], "m": {"x": 1}}),
+        ("/l", "append", [3], {"a": 1, "s": "abc", "l": [1, 2, 3], "m": {"x": 1}}),
+        ("/l/0", "add", 0, {"a": 1, "s": "abc", "l": [0, 1, 2], "m": {"x": 1}}),
+        ("/l/1", "remove", None, {"a": 1, "s": "abc", "l": [1], "m": {"x": 1}}),
+        ("/l/-", "add", 9, {"a": 1, "s": "abc", "l": [1, 2, 9], "m": {"x": 1}}),
+        ("/m", "append", {"y": 2}, {"a": 1, "s": "abc", "l": [1, 2], "m": {"x": 1, "y": 2}}),
+        ("/a", "remove", None, {"s": "abc", "l": [1, 2], "m": {"x": 1}}),
+        ("/n/deep", "add", 1, {"a": 1, "s": "abc", "l": [1, 2], "m": {"x": 1}, "n": {"deep": 1}}),
+        ("/a", "unknown-op", 7, {"a": 1, "s": "abc", "l": [1, 2], "m": {"x": 1}}),
+        ("", "add", {"new": True}, {"new": True}),
+    ],
+)
+def test_v1_operations(path: str, op: str, value: Any, expected: dict):
+    doc = {"a": 1, "s": "abc", "l": [1, 2], "m": {"x": 1}}
+    assert apply_op(doc, path, op, value) == expected
+
+
+def test_patch_applies_sub_operations_in_order():
+    doc = {"message": {"content": {"parts": ["a"]}, "status": "in_progress"}}
+    ops = [
+        {"p": "/message/content/parts/0", "o": "append", "v": "b"},
+        {"p": "/message/status", "o": "replace", "v": "finished_successfully"},
+        {"p": "/message/a~1b", "o": "add", "v": 1},
+    ]
+    got = apply_op(doc, "", "patch", ops)
+    assert got["message"] == {"content": {"parts": ["ab"]}, "status": "finished_successfully", "a/b": 1}
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_fake_answers_parse_in_both_framings(v1: bool):
+    deltas, parser = run(served(v1=v1))
+    assert text(deltas) == fake.ANSWER
+    assert finish(deltas) == ["stop"] and parser.encoding == ("v1" if v1 else "legacy")
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_o1_reasoning_is_reasoning_not_content(v1: bool):
+    deltas, _ = run(served("reason", v1=v1))
+    assert reasoning(deltas) == fake.REASONING
+    assert text(deltas) == "6 × 7 = 42."
+    first_content = next(i for i, d in enumerate(deltas) if d.content)
+    assert all(not d.reasoning for d in deltas[first_content:])
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_thoughts_and_recap_are_reasoning(v1: bool):
+    deltas, _ = run(served("think", v1=v1))
+    assert reasoning(deltas) == f"**Thinking it over**\n\n{fake.THOUGHT}\n\nThought for 2s"
+    assert text(deltas) == "42."
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_tool_calls_and_images_are_not_leaked(v1: bool):
+    deltas, _ = run(served("draw", v1=v1))
+    assert text(deltas) == fake.CAPTION
+    assert reasoning(deltas) == ""
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_finish_reasons(v1: bool):
+    assert finish(run(served("maxtokens", v1=v1))[0]) == ["length"]
+    assert finish(run(served("moderate", v1=v1))[0]) == ["content_filter"]
+    assert finish(run(served(v1=v1, history=False))[0]) == ["stop"]
+
+
+def test_moderation_that_does_not_block_changes_nothing():
+    verdict = {"type": "moderation", "moderation_response": {"flagged": True, "blocked": False}}
+    deltas, _ = run([assistant("a1", ["ok"], end_turn=True), verdict, b"[DONE]"])
+    assert text(deltas) == "ok" and finish(deltas) == ["stop"]
+
+
+def test_blocked_moderation_stops_further_text():
+    verdict = {"type": "moderation", "moderation_response": {"flagged": True, "blocked": True}}
+    deltas, _ = run([assistant("a1", ["Some"]), verdict, assistant("a1", ["Some more"]), b"[DONE]"])
+    assert text(deltas) == "Some" and finish(deltas) == ["content_filter"]
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_in_stream_error_raises(v1: bool):
+    with pytest.raises(StreamError, match="unusual activity"):
+        run(served(scenario="err", v1=v1))
+
+
+def test_error_inside_a_v1_root_raises():
+    with pytest.raises(StreamError, match="went wrong"):
+        run([b'"v1"', {"v": {"message": None, "error": {"message": "Something went wrong"}}, "c": 0}])
+
+
+def test_stream_cut_before_the_answer_finished_raises():
+    payloads = served()[:6]
+    deltas, parser = run(payloads)
+    assert text(deltas)
+    with pytest.raises(StreamError, match="before the answer was complete"):
+        parser.end()
+
+
+def test_finished_answer_without_done_still_finishes():
+    deltas, _ = run(served()[:-1], end=True)
+    assert text(deltas) == fake.ANSWER and finish(deltas) == ["stop"]
+
+
+def test_junk_keepalives_and_data_after_done_are_ignored():
+    payloads = [b"", b"not json", b"[1, 2]", b'"v1"', *served()[2:], json.dumps(assistant("z", ["late"])).encode()]
+    deltas, _ = run(payloads)
+    assert text(deltas) == fake.ANSWER and finish(deltas) == ["stop"]
+
+
+def test_hidden_and_non_assistant_messages_are_skipped():
+    hidden = assistant("h", ["secret context"], metadata={"is_visually_hidden_from_conversation": True})
+    system = {"message": {"id": "s", "author": {"role": "system"}, "content": {"content_type": "text", "parts": ["sys"]}}}
+    output = {"content_type": "execution_output", "text": "42"}
+    python = {"message": {"id": "t", "author": {"role": "tool", "name": "python"}, "content": output}}
+    deltas, _ = run([hidden, system, python, assistant("a", ["shown"], end_turn=True)], end=True)
+    assert text(deltas) == "shown" and reasoning(deltas) == ""

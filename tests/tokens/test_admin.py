@@ -1,0 +1,344 @@
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import openai
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from tests import factories
+from tests.fakes.base import FakeServer
+from tests.gateway import Gateway
+from tokens import services
+from tokens.models import Credential, Kind, Status
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2lnbmF0dXJlLWFiY2RlZmdoaWprbG1ub3A"
+RT = "rt-Abcdefghijklmnopqrstuvwxyz0123456789"
+KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ123456"
+SECRETS = (JWT, RT, KEY)
+MASKED_JWT, MASKED_KEY = "eyJ…ub3A", "sk-…3456"
+
+CHANGELIST = reverse("admin:tokens_credential_changelist")
+IMPORT = reverse("admin:tokens_credential_import")
+CLEAR_ALL = reverse("admin:tokens_credential_clear_all")
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_no_secret(html: str) -> None:
+    for secret in SECRETS:
+        assert secret not in html
+        assert secret[4:-5] not in html  # not even the middle
+
+
+@pytest.fixture
+def creds() -> dict[str, Credential]:
+    return {
+        "chatgpt": factories.chatgpt_account(access_token=JWT, refresh_token=RT, account_id="acct-1"),
+        "openai": factories.openai_key("https://api.example.com/v1", KEY, ["m1"]),
+    }
+
+
+def html_of(client: Client, url: str, **params: str) -> str:
+    response = client.get(url, params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def post_action(client: Client, action: str, *creds: Credential) -> None:
+    data = {"action": action, "_selected_action": [c.pk for c in creds]}
+    assert client.post(CHANGELIST, data).status_code == 302
+
+
+# -- the list ------------------------------------------------------------------------------------
+
+
+def test_list_shows_masked_secrets_only(admin_client: Client, creds: dict[str, Credential]) -> None:
+    html = html_of(admin_client, CHANGELIST)
+    assert MASKED_JWT in html
+    assert MASKED_KEY in html
+    assert "https://api.example.com/v1" in html
+    assert "acct-1" in html
+    assert_no_secret(html)
+
+
+def test_last_error_is_redacted_and_truncated(admin_client: Client, creds: dict[str, Credential]) -> None:
+    error = f"401 Incorrect API key provided: {KEY}. Another: {JWT}. " + "x" * 200
+    Credential.objects.filter(pk=creds["openai"].pk).update(last_error=error)
+    html = html_of(admin_client, CHANGELIST)
+    assert "401 Incorrect API key provided: sk-…3456" in html
+    assert "x" * 100 not in html
+    assert_no_secret(html)
+    assert_no_secret(html_of(admin_client, reverse("admin:tokens_credential_change", args=[creds["openai"].pk])))
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown", "hidden"), [("openai", MASKED_KEY, MASKED_JWT), ("chatgpt", MASKED_JWT, MASKED_KEY)]
+)
+def test_filter_by_kind(admin_client: Client, creds: dict[str, Credential], kind: str, shown: str, hidden: str) -> None:
+    html = html_of(admin_client, CHANGELIST, kind__exact=kind)
+    assert shown in html
+    assert hidden not in html
+
+
+def test_filter_by_status(admin_client: Client, creds: dict[str, Credential]) -> None:
+    Credential.objects.filter(pk=creds["openai"].pk).update(status=Status.DISABLED)
+    html = html_of(admin_client, CHANGELIST, status__exact="disabled")
+    assert MASKED_KEY in html
+    assert MASKED_JWT not in html
+
+
+def test_search_by_account_id_and_base_url(admin_client: Client, creds: dict[str, Credential]) -> None:
+    assert MASKED_JWT in html_of(admin_client, CHANGELIST, q="acct-1")
+    html = html_of(admin_client, CHANGELIST, q="api.example.com")
+    assert MASKED_KEY in html
+    assert MASKED_JWT not in html
+
+
+def test_search_does_not_match_secrets(admin_client: Client, creds: dict[str, Credential]) -> None:
+    assert MASKED_KEY not in html_of(admin_client, CHANGELIST, q="QRSTUV")
+
+
+def test_tokens_redirects_to_the_changelist(client: Client) -> None:
+    response = client.get("/tokens")
+    assert response.status_code in (301, 302)
+    assert response.url == CHANGELIST
+
+
+# -- the change form -----------------------------------------------------------------------------
+
+
+def test_change_form_masks_secrets(admin_client: Client, creds: dict[str, Credential]) -> None:
+    for cred in creds.values():
+        html = html_of(admin_client, reverse("admin:tokens_credential_change", args=[cred.pk]))
+        assert_no_secret(html)
+    assert f"{MASKED_JWT} (leave empty to keep)" in html_of(
+        admin_client, reverse("admin:tokens_credential_change", args=[creds["chatgpt"].pk])
+    )
+
+
+def change_data(cred: Credential, **overrides: str) -> dict[str, str]:
+    data = {
+        "kind": cred.kind,
+        "label": cred.label,
+        "access_token": "",
+        "refresh_token": "",
+        "api_key": "",
+        "account_id": cred.account_id,
+        "base_url": cred.base_url,
+        "model_names": '["m1"]',
+        "status": cred.status,
+        "cooldown_until_0": "",
+        "cooldown_until_1": "",
+        "model_cooldowns": "{}",
+    }
+    return {**data, **overrides}
+
+
+def test_empty_secret_keeps_the_old_one(admin_client: Client, creds: dict[str, Credential]) -> None:
+    cred = creds["openai"]
+    url = reverse("admin:tokens_credential_change", args=[cred.pk])
+    response = admin_client.post(url, change_data(cred, label="team key"))
+    assert response.status_code == 302, response.content.decode()
+    cred.refresh_from_db()
+    assert (cred.label, cred.api_key) == ("team key", KEY)
+    entry = LogEntry.objects.get(object_id=str(cred.pk))
+    assert "api_key" not in entry.change_message.lower().replace(" ", "_")
+    assert_no_secret(entry.object_repr + entry.change_message)
+
+
+def test_typed_secret_replaces_the_old_one(admin_client: Client, creds: dict[str, Credential]) -> None:
+    cred = creds["openai"]
+    new_key = "sk-new-ZYXWVUTSRQPONMLKJIHGFEDCBA9876"
+    response = admin_client.post(
+        reverse("admin:tokens_credential_change", args=[cred.pk]), change_data(cred, api_key=new_key)
+    )
+    assert response.status_code == 302
+    cred.refresh_from_db()
+    assert cred.api_key == new_key
+    assert cred.fingerprint == cred.compute_fingerprint()
+    history = html_of(admin_client, reverse("admin:tokens_credential_history", args=[cred.pk]))
+    assert new_key not in history
+    assert_no_secret(history)
+
+
+def test_change_form_refuses_a_duplicate(admin_client: Client, creds: dict[str, Credential]) -> None:
+    response = admin_client.post(
+        reverse("admin:tokens_credential_add"), change_data(creds["openai"], api_key=KEY, label="twin")
+    )
+    assert response.status_code == 200
+    assert "already stored" in response.content.decode()
+    assert_no_secret(response.content.decode())
+    assert Credential.objects.count() == 2
+
+
+def test_view_only_user_sees_masked_secrets(client: Client, creds: dict[str, Credential]) -> None:
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_credential"))
+    client.force_login(user)
+    html = html_of(client, reverse("admin:tokens_credential_change", args=[creds["chatgpt"].pk]))
+    assert MASKED_JWT in html
+    assert_no_secret(html)
+    assert client.get(IMPORT).status_code == 403
+    assert client.get(CLEAR_ALL).status_code == 403
+
+
+def test_delete_confirmation_masks(admin_client: Client, creds: dict[str, Credential]) -> None:
+    assert_no_secret(html_of(admin_client, reverse("admin:tokens_credential_delete", args=[creds["openai"].pk])))
+
+
+# -- actions -------------------------------------------------------------------------------------
+
+
+def test_disable_action_bumps_the_pool_signature(admin_client: Client, creds: dict[str, Credential]) -> None:
+    before = services.pool_signature()
+    post_action(admin_client, "disable_selected", creds["openai"])
+    assert Credential.objects.get(pk=creds["openai"].pk).status == Status.DISABLED
+    assert Credential.objects.get(pk=creds["chatgpt"].pk).status == Status.ACTIVE
+    assert services.pool_signature() != before
+
+
+def test_enable_action_clears_cooldowns_and_error(admin_client: Client, creds: dict[str, Credential]) -> None:
+    soon = timezone.now() + timedelta(minutes=5)
+    Credential.objects.update(
+        status=Status.INVALID, cooldown_until=soon, model_cooldowns={"m1": soon.isoformat()}, last_error="boom"
+    )
+    post_action(admin_client, "enable_selected", creds["openai"])
+    cred = Credential.objects.get(pk=creds["openai"].pk)
+    assert (cred.status, cred.cooldown_until, cred.model_cooldowns, cred.last_error) == (Status.ACTIVE, None, {}, "")
+    assert Credential.objects.get(pk=creds["chatgpt"].pk).status == Status.INVALID
+
+
+def test_clear_cooldown_action(admin_client: Client, creds: dict[str, Credential]) -> None:
+    soon = timezone.now() + timedelta(minutes=5)
+    Credential.objects.filter(pk=creds["openai"].pk).update(status=Status.COOLING, cooldown_until=soon)
+    Credential.objects.filter(pk=creds["chatgpt"].pk).update(
+        status=Status.NEEDS_REFRESH, model_cooldowns={"gpt-4o": soon.isoformat()}
+    )
+    post_action(admin_client, "clear_cooldown_selected", *creds.values())
+    openai, chatgpt = (Credential.objects.get(pk=creds[kind].pk) for kind in ("openai", "chatgpt"))
+    assert (openai.status, openai.cooldown_until) == (Status.ACTIVE, None)
+    assert (chatgpt.status, chatgpt.model_cooldowns) == (Status.NEEDS_REFRESH, {})
+
+
+def test_clear_all_asks_then_deletes(admin_client: Client, creds: dict[str, Credential]) -> None:
+    assert CLEAR_ALL in html_of(admin_client, CHANGELIST)
+    html = html_of(admin_client, CLEAR_ALL)
+    assert "Delete all 2 credentials?" in html
+    assert "csrfmiddlewaretoken" in html
+    assert Credential.objects.count() == 2
+    response = admin_client.post(CLEAR_ALL, follow=True)
+    assert Credential.objects.count() == 0
+    assert "Deleted all 2 credential(s)." in response.content.decode()
+
+
+def test_clear_all_requires_csrf(admin_user: User, creds: dict[str, Credential]) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    assert client.post(CLEAR_ALL).status_code == 403
+    assert Credential.objects.count() == 2
+
+
+# -- import --------------------------------------------------------------------------------------
+
+
+def test_import_page(admin_client: Client) -> None:
+    assert IMPORT in html_of(admin_client, CHANGELIST)
+    html = html_of(admin_client, IMPORT)
+    assert 'enctype="multipart/form-data"' in html
+    assert "csrfmiddlewaretoken" in html
+
+
+IMPORT_TEXT = f"# pool\n{JWT},acct-1\nopenai ftp://bad {KEY}\n\n{RT}\nopenai https://api.example.com/v1 {KEY} m1,m2\n"
+
+
+def assert_imported(html: str) -> None:
+    assert "3 created, 0 updated, 0 duplicates skipped" in html
+    assert "Line 3: base URL is not an http(s) URL (key sk-…3456)" in html
+    assert_no_secret(html)
+    assert Credential.objects.count() == 3
+    assert Credential.objects.get(kind=Kind.OPENAI).model_names == ["m1", "m2"]
+
+
+def test_import_by_textarea(admin_client: Client) -> None:
+    response = admin_client.post(IMPORT, {"text": IMPORT_TEXT}, follow=True)
+    assert response.redirect_chain[-1][0] == CHANGELIST
+    assert_imported(response.content.decode())
+
+
+def test_import_by_file_upload(admin_client: Client) -> None:
+    upload = SimpleUploadedFile("tokens.txt", ("\ufeff" + IMPORT_TEXT).encode(), content_type="text/plain")
+    response = admin_client.post(IMPORT, {"file": upload}, follow=True)
+    assert_imported(response.content.decode())
+
+
+def test_reimport_does_not_duplicate(admin_client: Client) -> None:
+    admin_client.post(IMPORT, {"text": IMPORT_TEXT})
+    html = admin_client.post(IMPORT, {"text": IMPORT_TEXT}, follow=True).content.decode()
+    assert "0 created, 0 updated, 3 duplicates skipped" in html
+    assert Credential.objects.count() == 3
+
+
+def test_import_needs_text_or_file_and_does_not_echo_it(admin_client: Client) -> None:
+    upload = SimpleUploadedFile("tokens.txt", RT.encode())
+    response = admin_client.post(IMPORT, {"text": KEY, "file": upload})
+    assert response.status_code == 200
+    assert "Paste text or upload a file" in response.content.decode()
+    assert_no_secret(response.content.decode())
+    assert Credential.objects.count() == 0
+    assert "Paste text or upload a file" in admin_client.post(IMPORT, {"text": "  "}).content.decode()
+
+
+def test_import_refuses_a_binary_file(admin_client: Client) -> None:
+    upload = SimpleUploadedFile("tokens.bin", b"\xff\xfe\x00bad")
+    assert "not UTF-8 text" in admin_client.post(IMPORT, {"file": upload}).content.decode()
+
+
+def test_import_requires_csrf(admin_user: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    assert client.post(IMPORT, {"text": RT}).status_code == 403
+    assert Credential.objects.count() == 0
+
+
+# -- end to end: the operator's page drives a running gateway -------------------------------------
+
+
+def ask(gateway: Gateway) -> str:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    messages = [{"role": "user", "content": "hi"}]
+    try:
+        reply = client.chat.completions.create(model="fake-model", messages=messages)
+    except openai.APIStatusError as err:
+        return f"error {err.status_code}"
+    return reply.choices[0].message.content or ""
+
+
+def seconds_until(gateway: Gateway, expected: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < 5:
+        if ask(gateway).startswith(expected):
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError(f"gateway never answered {expected!r}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_disable_enable_clear_all_reach_the_gateway(
+    admin_client: Client, gateway: Gateway, fake_openai: FakeServer
+) -> None:
+    admin_client.post(IMPORT, {"text": f"openai {fake_openai.url}/v1 sk-ok-admin fake-model"})
+    assert seconds_until(gateway, "Hello") < 1.0
+    cred = Credential.objects.get()
+    post_action(admin_client, "disable_selected", cred)
+    assert seconds_until(gateway, "error") < 1.0
+    post_action(admin_client, "enable_selected", cred)
+    assert seconds_until(gateway, "Hello") < 1.0
+    admin_client.post(CLEAR_ALL)
+    assert seconds_until(gateway, "error") < 1.0

@@ -1,0 +1,46 @@
+"""An admin change reaches the serving process within a second, without a restart."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+from django.utils import timezone
+
+from tests.factories import openai_key
+from tokens.models import Credential, Status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def ask(gateway) -> str | None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    try:
+        return client.chat.completions.create(model="fake-model", messages=MESSAGES).choices[0].message.content
+    except openai.APIStatusError as err:
+        return f"error {err.status_code}"
+
+
+def seconds_until(gateway, expected: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < 5:
+        if (ask(gateway) or "").startswith(expected):
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError(f"gateway never answered {expected!r}")
+
+
+def test_import_disable_delete_take_effect_within_a_second(gateway, fake_openai):
+    assert ask(gateway).startswith("error")
+    cred = openai_key(fake_openai.url + "/v1", "sk-ok-live")
+    assert seconds_until(gateway, "Hello") < 1.0
+
+    Credential.objects.filter(pk=cred.pk).update(status=Status.DISABLED, updated_at=timezone.now())
+    assert seconds_until(gateway, "error") < 1.0
+
+    Credential.objects.filter(pk=cred.pk).update(status=Status.ACTIVE, updated_at=timezone.now())
+    assert seconds_until(gateway, "Hello") < 1.0
+    cred.delete()
+    assert seconds_until(gateway, "error") < 1.0
