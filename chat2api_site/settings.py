@@ -67,6 +67,9 @@ OAUTH_CLIENT_ID: str = _read("str", "OAUTH_CLIENT_ID", "pdlLIX2Y72MIl2rhLhTE9VV9
 OAUTH_RT_TOKEN_URL: str = _read("str", "OAUTH_RT_TOKEN_URL", "https://auth.openai.com/oauth/token")
 OAUTH_RT_CLIENT_ID: str = _read("str", "OAUTH_RT_CLIENT_ID", "app_LlGpXReQgckcGGUo2JrYvtJK")
 
+# Fernet keys for credentials at rest, newest first; empty derives one from SECRET_KEY (tokens/crypto.py).
+CREDENTIAL_KEYS: list[str] = [k for k in _read("list", "CREDENTIAL_KEYS", []) if k]
+
 # --- Gateway tuning -------------------------------------------------------------------------------
 MAX_REQUEST_BYTES: int = _read("int", "MAX_REQUEST_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES

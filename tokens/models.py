@@ -7,6 +7,8 @@ import hashlib
 from django.db import models
 from django.utils import timezone
 
+from tokens.crypto import EncryptedTextField
+
 
 def mask(secret: str) -> str:
     """Show enough of a secret to tell two apart, never enough to use it: `sk-…abcd`."""
@@ -40,11 +42,11 @@ class CredentialQuerySet(models.QuerySet):
 class Credential(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHATGPT)
     label = models.CharField(max_length=100, blank=True)
-    access_token = models.TextField(blank=True)
-    refresh_token = models.TextField(blank=True)
+    access_token = EncryptedTextField(blank=True)
+    refresh_token = EncryptedTextField(blank=True)
     account_id = models.CharField("ChatGPT-Account-ID", max_length=100, blank=True)
     base_url = models.URLField(blank=True, help_text="Upstream origin; empty uses CHATGPT_BASE_URL.")
-    api_key = models.TextField(blank=True)
+    api_key = EncryptedTextField(blank=True)
     model_names = models.JSONField(default=list, blank=True, help_text="Model names served; empty means any.")
     fingerprint = models.CharField(max_length=64, unique=True, editable=False)
 

@@ -81,3 +81,14 @@ def own_access_token(refresh_token: str) -> str:
         token = refreshed.access_token
         cache.set(key, token, max(60, int(ttl)))
     return token
+
+
+def rotate_encryption() -> int:
+    """Read every secret (with whichever key) and write it back encrypted with the first key."""
+    with transaction.atomic():
+        rows = list(Credential.objects.select_for_update())
+        for row in rows:
+            Credential.objects.filter(pk=row.pk).update(
+                access_token=row.access_token, refresh_token=row.refresh_token, api_key=row.api_key
+            )
+    return len(rows)

@@ -20,6 +20,7 @@ from tokens.models import Credential, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HELLO = [{"role": "user", "content": "Say hello"}]
+HTTP = httpx.Client(timeout=30)  # one client: building a TLS context per request costs 100 ms
 
 
 def client(gateway: Gateway, key: str = "test-code") -> openai.OpenAI:
@@ -32,7 +33,7 @@ def ask(gateway: Gateway, prompt: str = "Say hello", model: str = "gpt-4o", key:
 
 
 def raw(gateway: Gateway, body: dict, key: str = "test-code") -> httpx.Response:
-    return httpx.post(gateway.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+    return HTTP.post(gateway.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
 
 
 def conversations(server: fake.FakeChatGPT) -> list[dict]:

@@ -44,13 +44,13 @@ def test_two_failing_of_three_twenty_requests_all_succeed(gateway, fake_openai):
 
 @pytest.mark.parametrize("key", ["sk-500-x", "sk-403-x", "sk-empty-x", "sk-err-x"])
 def test_transient_failures_move_on(gateway, fake_openai, key):
-    openai_key(fake_openai.url + "/v1", key)
+    flaky = openai_key(fake_openai.url + "/v1", key)
     openai_key(fake_openai.url + "/v1", "sk-ok-y")
     settle()
     for _ in range(4):
         reply = client(gateway).chat.completions.create(model="fake-model", messages=MESSAGES)
         assert reply.choices[0].message.content.startswith("Hello")
-    assert Credential.objects.get(api_key=key).status == Status.ACTIVE
+    assert Credential.objects.get(pk=flaky.pk).status == Status.ACTIVE
 
 
 def test_all_failing_gives_502_with_reason(gateway, fake_openai):
