@@ -16,5 +16,5 @@ RUN SECRET_KEY=build-only python manage.py collectstatic --noinput \
     && mkdir -p var && chown chat2api:chat2api var
 USER chat2api
 EXPOSE 5005
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/admin/login/', timeout=4)"
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['PORT'], timeout=4)"
 CMD ["python", "-m", "chat2api_site.serve"]

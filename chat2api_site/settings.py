@@ -67,6 +67,9 @@ OAUTH_CLIENT_ID: str = _read("str", "OAUTH_CLIENT_ID", "pdlLIX2Y72MIl2rhLhTE9VV9
 OAUTH_RT_TOKEN_URL: str = _read("str", "OAUTH_RT_TOKEN_URL", "https://auth.openai.com/oauth/token")
 OAUTH_RT_CLIENT_ID: str = _read("str", "OAUTH_RT_CLIENT_ID", "app_LlGpXReQgckcGGUo2JrYvtJK")
 
+REFRESH_AHEAD_SECONDS: int = _read("int", "REFRESH_AHEAD_SECONDS", 5 * 24 * 3600)
+REFRESH_JITTER_SECONDS: int = _read("int", "REFRESH_JITTER_SECONDS", 300)
+
 # Fernet keys for credentials at rest, newest first; empty derives one from SECRET_KEY (tokens/crypto.py).
 CREDENTIAL_KEYS: list[str] = [k for k in _read("list", "CREDENTIAL_KEYS", []) if k]
 
@@ -177,3 +180,35 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# --- Celery (tokens/tasks.py); the schedule appears in the admin through django-celery-beat ---------
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+else:
+    _QUEUE_DIR = VAR_DIR / "celery"
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_QUEUE_DIR),
+        "data_folder_out": str(_QUEUE_DIR),
+        "processed_folder": str(_QUEUE_DIR / "done"),
+        "store_processed": False,
+    }
+    (_QUEUE_DIR / "done").mkdir(parents=True, exist_ok=True)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "refresh-due-credentials": {
+        "task": "tokens.tasks.refresh_due",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
+}
+if SCHEDULED_REFRESH:
+    from celery.schedules import crontab
+
+    CELERY_BEAT_SCHEDULE["forced-refresh"] = {
+        "task": "tokens.tasks.refresh_all",
+        "schedule": crontab(minute=0, hour=3, day_of_month="*/4"),
+        "options": {"expires": 3600},
+    }

@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from tokens.views import healthz, readyz
+
 prefix = f"{settings.API_PREFIX}/" if settings.API_PREFIX else ""
 API_ROOT = f"/{prefix}v1/"
 
@@ -14,6 +16,8 @@ urlpatterns = [
     path(f"{prefix}v1/", include("openai_compat.urls")),
     path("admin/", admin.site.urls),
     path("tokens", tokens_page),
+    path("healthz", healthz),
+    path("readyz", readyz),
     path("", include("mirror.urls")),
 ]
 if prefix:

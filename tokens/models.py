@@ -49,6 +49,8 @@ class Credential(models.Model):
     api_key = EncryptedTextField(blank=True)
     model_names = models.JSONField(default=list, blank=True, help_text="Model names served; empty means any.")
     fingerprint = models.CharField(max_length=64, unique=True, editable=False)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True, help_text="From the JWT's exp claim.")
+    refresh_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     last_error = models.TextField(blank=True)

@@ -136,8 +136,8 @@ def test_import_creates_rows() -> None:
         ["m1", "m2"],
         Status.ACTIVE,
     )
-    assert Credential.objects.get(access_token=JWT).account_id == ACCOUNT
-    assert Credential.objects.filter(refresh_token=RT).exists()
+    accounts = {(c.access_token, c.refresh_token, c.account_id) for c in Credential.objects.filter(kind=Kind.CHATGPT)}
+    assert accounts == {(JWT, "", ACCOUNT), ("", RT, "")}
 
 
 @pytest.mark.django_db

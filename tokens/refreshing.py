@@ -1,0 +1,107 @@
+"""Keeping AccessTokens fresh: who refreshes, when, and exactly once across the whole cluster.
+
+A refresh is claimed with one conditional UPDATE that must touch exactly one row (status → refreshing);
+whoever loses the race waits for the winner's result instead of calling the token endpoint again. A
+claim older than `REFRESH_CLAIM_SECONDS` is considered abandoned (its worker died) and may be taken over.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from tokens import refresh
+from tokens.models import Credential, Status
+
+REFRESH_CLAIM_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    credential_id: int
+    result: str  # refreshed | failed | invalid | skipped
+    detail: str = ""
+
+
+def _claimable(force: bool) -> Q:
+    now = timezone.now()
+    statuses = [Status.ACTIVE, Status.COOLING, Status.NEEDS_REFRESH]
+    if settings.ALLOW_RESET:
+        statuses.append(Status.INVALID)
+    abandoned = Q(status=Status.REFRESHING, refresh_claimed_at__lt=now - timedelta(seconds=REFRESH_CLAIM_SECONDS))
+    due = Q(status=Status.NEEDS_REFRESH) | Q(access_token_expires_at__isnull=True) | Q(
+        access_token_expires_at__lt=now + timedelta(seconds=settings.REFRESH_AHEAD_SECONDS)
+    )
+    return (Q(status__in=statuses) | abandoned) & (Q() if force else due)
+
+
+def claim(cred_id: int, force: bool = False) -> bool:
+    """Take the right to refresh `cred_id`; True for exactly one caller cluster-wide."""
+    now = timezone.now()
+    rows = (
+        Credential.objects.filter(_claimable(force), pk=cred_id)
+        .exclude(refresh_token="")
+        .update(status=Status.REFRESHING, refresh_claimed_at=now, updated_at=now)
+    )
+    return rows == 1
+
+
+def refresh_credential(cred_id: int, force: bool = False) -> Outcome:
+    """Refresh one credential if it is due (or `force`); never calls the endpoint twice for one claim."""
+    if not claim(cred_id, force):
+        return Outcome(cred_id, "skipped", "not due, no RefreshToken, or another worker is refreshing it")
+    cred = Credential.objects.get(pk=cred_id)
+    try:
+        fresh = refresh.exchange(cred.refresh_token)
+    except refresh.RefreshFailed as exc:
+        return _failed(cred, exc)
+    cred.access_token = fresh.access_token
+    cred.refresh_token = fresh.refresh_token or cred.refresh_token
+    cred.access_token_expires_at = fresh.expires_at
+    cred.status, cred.last_error, cred.refresh_claimed_at = Status.ACTIVE, "", None
+    cred.save()
+    return Outcome(cred_id, "refreshed")
+
+
+def _failed(cred: Credential, exc: refresh.RefreshFailed) -> Outcome:
+    if exc.permanent:
+        status, result = Status.INVALID, "invalid"
+    else:
+        usable = cred.access_token_expires_at and cred.access_token_expires_at > timezone.now()
+        status, result = (Status.ACTIVE if usable else Status.NEEDS_REFRESH), "failed"
+    Credential.objects.filter(pk=cred.pk).update(
+        status=status, last_error=f"refresh failed: {exc.reason}", refresh_claimed_at=None, updated_at=timezone.now()
+    )
+    return Outcome(cred.pk, result, exc.reason)
+
+
+def wait_for_refresh(cred_id: int, timeout: float) -> Credential | None:
+    """Block until nobody is refreshing `cred_id` any more; the fresh row, or None on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cred = Credential.objects.filter(pk=cred_id).first()
+        if cred is None or cred.status != Status.REFRESHING:
+            return cred
+        time.sleep(0.05)
+    return None
+
+
+def refresh_inline(cred_id: int) -> Credential | None:
+    """At request time: refresh now (or wait for whoever already is), then hand back the row to use."""
+    refresh_credential(cred_id)
+    return wait_for_refresh(cred_id, timeout=settings.UPSTREAM_CONNECT_TIMEOUT + 30)
+
+
+def due_credential_ids(force: bool) -> list[int]:
+    return list(Credential.objects.filter(_claimable(force)).exclude(refresh_token="").values_list("pk", flat=True))
+
+
+def jitter() -> float:
+    """Spread a pass's refreshes so a thousand accounts do not hit the token endpoint in one second."""
+    return random.uniform(0, settings.REFRESH_JITTER_SECONDS)

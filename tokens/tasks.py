@@ -1,0 +1,30 @@
+"""Celery tasks: thin adapters that take ids and call `tokens.refreshing`."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from tokens import refreshing
+
+
+@shared_task(ignore_result=True)
+def refresh_one(cred_id: int, force: bool = False) -> str:
+    return refreshing.refresh_credential(cred_id, force).result
+
+
+@shared_task(ignore_result=True)
+def refresh_due() -> int:
+    """Enqueue a refresh for every credential close to expiry, spread out with jitter."""
+    return _enqueue(refreshing.due_credential_ids(force=False), force=False)
+
+
+@shared_task(ignore_result=True)
+def refresh_all() -> int:
+    """The seed's forced pass (SCHEDULED_REFRESH): every credential with a RefreshToken."""
+    return _enqueue(refreshing.due_credential_ids(force=True), force=True)
+
+
+def _enqueue(ids: list[int], force: bool) -> int:
+    for cred_id in ids:
+        refresh_one.apply_async((cred_id, force), countdown=refreshing.jitter())
+    return len(ids)
