@@ -67,7 +67,7 @@ OAUTH_CLIENT_ID: str = _read("str", "OAUTH_CLIENT_ID", "pdlLIX2Y72MIl2rhLhTE9VV9
 OAUTH_RT_TOKEN_URL: str = _read("str", "OAUTH_RT_TOKEN_URL", "https://auth.openai.com/oauth/token")
 OAUTH_RT_CLIENT_ID: str = _read("str", "OAUTH_RT_CLIENT_ID", "app_LlGpXReQgckcGGUo2JrYvtJK")
 
-REFRESH_AHEAD_SECONDS: int = _read("int", "REFRESH_AHEAD_SECONDS", 5 * 24 * 3600)
+REFRESH_AHEAD_SECONDS: int = _read("int", "REFRESH_AHEAD_SECONDS", 24 * 3600)
 REFRESH_JITTER_SECONDS: int = _read("int", "REFRESH_JITTER_SECONDS", 300)
 
 # Fernet keys for credentials at rest, newest first; empty derives one from SECRET_KEY (tokens/crypto.py).

@@ -20,7 +20,7 @@ from openai_compat.upstreams import UPSTREAMS
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
 from tokens import services as token_services
 from tokens.models import Kind, Status
-from tokens.pool import NoCredential, PooledCredential, pool
+from tokens.pool import Lease, NoCredential, PooledCredential, pool
 from tokens.refresh import RefreshFailed
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class Answer:
     head: list[Delta]
     rest: AsyncIterator[Delta]
     failed: bool = field(default=False)
+    lease: Lease | None = None  # the pool slot this answer holds; None for a caller's own token
 
     async def __aiter__(self) -> AsyncIterator[Delta]:
         for delta in self.head:
@@ -60,8 +61,14 @@ class Answer:
             raise
 
     async def close(self) -> None:
-        await self.rest.aclose()
-        pool.record_use(self.cred, failed=self.failed)
+        """Called once, in a `finally`, however the answer ended; the slot is released whatever happens."""
+        lease, self.lease = self.lease, None
+        try:
+            await self.rest.aclose()
+        finally:
+            pool.record_use(self.cred, failed=self.failed)
+            if lease is not None:
+                await pool.release(lease)
 
 
 async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
@@ -73,19 +80,29 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
     last: UpstreamError | None = None
     for _ in range(settings.RETRY_TIMES + 1):
         try:
-            cred = pool.pick(request.model, lambda c: slug_for(c, request.model) is not None, tried)
+            lease = await pool.pick(request.model, lambda c: slug_for(c, request.model) is not None, tried)
         except NoCredential as exc:
             raise _exhausted(request.model, exc, last) from None
+        cred = lease.cred
         tried.add(cred.id)
         try:
-            return await _attempt(cred, request)
+            answer = await _attempt(cred, request)
         except UpstreamError as err:
             log.warning("credential %s failed for %s: %s", cred, request.model, err.message)
             pool.record_use(cred, failed=True)
-            await _penalize(cred, err, request.model)
+            try:  # penalize before releasing, so no other request takes the slot of a credential about to cool
+                await _penalize(cred, err, request.model)
+            finally:
+                await pool.release(lease)
             if not err.retryable:
                 raise _client_error(err) from None
             last = err
+            continue
+        except BaseException:  # cancelled (the client went away) or a bug: the slot goes back all the same
+            await pool.release(lease)
+            raise
+        answer.lease = lease
+        return answer
     raise _client_error(last)
 
 

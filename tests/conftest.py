@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import chatgpt_server, openai_server
+from tests.fakes import chatgpt_server, oauth_server, openai_server
 from tests.fakes.base import FakeServer
 from tests.gateway import Gateway
 
@@ -29,6 +29,20 @@ def fake_chatgpt() -> Iterator[FakeServer]:
 
 
 @pytest.fixture(scope="session")
+def fake_oauth() -> Iterator[FakeServer]:
+    server = oauth_server.start(delay=0.3)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oauth_settings(settings, fake_oauth: FakeServer):
+    """Point this process's refresh client at the fake token endpoint."""
+    settings.OAUTH_TOKEN_URL = settings.OAUTH_RT_TOKEN_URL = fake_oauth.url + "/oauth/token"
+    return settings
+
+
+@pytest.fixture(scope="session")
 def test_database(django_db_setup, django_db_blocker) -> str:
     """The path of the migrated test database, which the gateway process opens too."""
     from django.conf import settings
@@ -37,8 +51,15 @@ def test_database(django_db_setup, django_db_blocker) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway(test_database: str, fake_chatgpt: FakeServer) -> Iterator[Gateway]:
-    server = Gateway({"DATABASE_URL": f"sqlite:///{test_database}", "CHATGPT_BASE_URL": fake_chatgpt.url}).start()
+def gateway(test_database: str, fake_chatgpt: FakeServer, fake_oauth: FakeServer) -> Iterator[Gateway]:
+    token_url = fake_oauth.url + "/oauth/token"
+    env = {
+        "DATABASE_URL": f"sqlite:///{test_database}",
+        "CHATGPT_BASE_URL": fake_chatgpt.url,
+        "OAUTH_TOKEN_URL": token_url,
+        "OAUTH_RT_TOKEN_URL": token_url,
+    }
+    server = Gateway(env).start()
     yield server
     server.stop()
 
@@ -49,3 +70,5 @@ def _fresh_fakes(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("fake_openai").reset()
     if "fake_chatgpt" in request.fixturenames:
         request.getfixturevalue("fake_chatgpt").reset()
+    if "fake_oauth" in request.fixturenames:
+        request.getfixturevalue("fake_oauth").reset()

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from tokens.crypto import EncryptedTextField
+from tokens.refresh import jwt_expiry
 
 
 def mask(secret: str) -> str:
@@ -48,6 +49,7 @@ class Credential(models.Model):
     base_url = models.URLField(blank=True, help_text="Upstream origin; empty uses CHATGPT_BASE_URL.")
     api_key = EncryptedTextField(blank=True)
     model_names = models.JSONField(default=list, blank=True, help_text="Model names served; empty means any.")
+    max_concurrency = models.PositiveIntegerField(default=0, help_text="0 = unlimited")
     fingerprint = models.CharField(max_length=64, unique=True, editable=False)
     access_token_expires_at = models.DateTimeField(null=True, blank=True, help_text="From the JWT's exp claim.")
     refresh_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -86,4 +88,6 @@ class Credential(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.fingerprint = self.compute_fingerprint()
+        if self.access_token and self.access_token_expires_at is None:
+            self.access_token_expires_at = jwt_expiry(self.access_token)
         super().save(*args, **kwargs)

@@ -3,16 +3,20 @@
 Picking a credential never queries the database. Each process keeps an immutable snapshot of the
 usable credentials and a watcher task that, every `POOL_RELOAD_SECONDS`, compares a cheap signature
 (row count, newest `updated_at`) and reloads on change, so an admin edit reaches every process within
-a second. Failures are written through `services` (they are rare); successes only bump counters that
-are flushed in batches by the same watcher.
+a second. What requests change (leases, the round-robin cursor, cooldowns) is in `tokens.state`, shared
+by every process and node through Redis when `REDIS_URL` is set, so a cooldown holds everywhere on the
+very next request. Failures are also written through `services` (they are rare; the admin shows them and
+a restart keeps them); successes only bump counters that are flushed in batches by the same watcher.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from django.db import close_old_connections
 from tokens import services
 from tokens.models import Credential, mask
 from tokens.services import ANY_MODEL
+from tokens.state import Candidate, PoolState, make_state
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +47,7 @@ class PooledCredential:
     base_url: str = ""
     api_key: str = field(default="", repr=False)
     models: frozenset[str] = frozenset()
+    max_concurrency: int = 0
 
     def __str__(self) -> str:
         return f"#{self.id} {self.kind} {mask(self.api_key or self.access_token or self.refresh_token)}"
@@ -57,6 +63,7 @@ class PooledCredential:
             base_url=cred.base_url,
             api_key=cred.api_key,
             models=frozenset(cred.model_names or ()),
+            max_concurrency=cred.max_concurrency,
         )
 
     def serves(self, model: str) -> bool:
@@ -65,35 +72,52 @@ class PooledCredential:
 
 
 class NoCredential(Exception):
-    """No credential can take the request now; `retry_after` is set when all are only cooling down."""
+    """No credential can take the request now; `retry_after` is set when all are only cooling down,
+    or `busy` when every one that could serve is at its concurrency limit (after `POOL_WAIT_SECONDS`)."""
 
-    def __init__(self, retry_after: float | None = None) -> None:
+    def __init__(self, retry_after: float | None = None, busy: bool = False) -> None:
         super().__init__("no usable credential")
         self.retry_after = retry_after
+        self.busy = busy
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One request's hold on `cred`; give it back with `pool.release`."""
+
+    cred: PooledCredential
+    id: str
 
 
 @dataclass(slots=True)
 class _Snapshot:
     credentials: tuple[PooledCredential, ...] = ()
     signature: tuple | None = None
-    cooldowns: dict[tuple[int, str], float] = field(default_factory=dict)
+    cooldowns: dict[int, dict[str, float]] = field(default_factory=dict)  # as the database has them
 
 
 class CredentialPool:
-    def __init__(self) -> None:
+    def __init__(self, state: PoolState | None = None) -> None:
         self._snap = _Snapshot()
-        self._cursor = 0
+        self._state = state
         self._usage: Counter[tuple[int, str]] = Counter()
         self._watcher: asyncio.Task | None = None
         self._loaded = asyncio.Event()
+        self._freed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def state(self) -> PoolState:
+        if self._state is None:
+            self._state = make_state()
+        return self._state
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def ready(self) -> None:
         """Start the watcher on first use in this event loop and wait for the first snapshot."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._watcher is None or self._watcher.done():
-            self._loop, self._loaded = loop, asyncio.Event()
+            self._loop, self._loaded, self._freed = loop, asyncio.Event(), asyncio.Event()
             self._watcher = loop.create_task(self._watch())
         await self._loaded.wait()
 
@@ -111,7 +135,9 @@ class CredentialPool:
         signature = await _db(services.pool_signature)
         if force or signature != self._snap.signature:
             rows = await _db(services.usable_credentials)
-            self._snap = _build_snapshot(rows, signature)
+            old, self._snap = self._snap, _build_snapshot(rows, signature)
+            changed = {i: c for i, c in self._snap.cooldowns.items() if old.cooldowns.get(i) != c}
+            await self.state.set_cooldowns(changed, time.time())
 
     async def flush_usage(self) -> None:
         if self._usage:
@@ -123,33 +149,55 @@ class CredentialPool:
     def credentials(self) -> tuple[PooledCredential, ...]:
         return self._snap.credentials
 
-    def pick(self, model: str, serves: Callable[[PooledCredential], bool], exclude: Iterable[int]) -> PooledCredential:
-        """Choose one credential for `model`, never one in `exclude`; raises `NoCredential`."""
-        now = time.time()
-        excluded = set(exclude)
-        serving = [c for c in self._snap.credentials if serves(c)]
-        ready = [c for c in serving if c.id not in excluded and self._cooling_until(c.id, model, now) <= now]
-        if not ready:
-            waits = [self._cooling_until(c.id, model, now) - now for c in serving]
-            cooling = bool(waits) and min(waits) > 0
-            raise NoCredential(retry_after=max(1.0, min(waits)) if cooling else None)
-        if settings.RANDOM_TOKEN:
-            return random.choice(ready)
-        self._cursor += 1
-        return ready[(self._cursor - 1) % len(ready)]
+    async def pick(self, model: str, serves: Callable[[PooledCredential], bool], exclude: Iterable[int]) -> Lease:
+        """Lease one credential for `model`, never one in `exclude`; raises `NoCredential`.
 
-    def _cooling_until(self, cred_id: int, model: str, now: float) -> float:
-        cooldowns = self._snap.cooldowns
-        return max(cooldowns.get((cred_id, ANY_MODEL), 0.0), cooldowns.get((cred_id, model), 0.0))
+        When every candidate is at its concurrency limit, wait up to `POOL_WAIT_SECONDS` for a slot:
+        a release in this process wakes the wait at once, one on another node is seen by polling.
+        """
+        excluded = set(exclude)
+        serving = {c.id: c for c in self._snap.credentials if serves(c)}
+        candidates = [Candidate(c.id, c.max_concurrency, c.id in excluded) for c in serving.values()]
+        deadline = time.monotonic() + settings.POOL_WAIT_SECONDS
+        pause = 0.01
+        while True:
+            lease = uuid.uuid4().hex
+            point = random.random() if settings.RANDOM_TOKEN else None
+            got = await self.state.acquire(candidates, model, lease, time.time(), settings.LEASE_SECONDS, point)
+            if isinstance(got, int):
+                return Lease(serving[got], lease)
+            left = deadline - time.monotonic()
+            if not got.busy:
+                raise NoCredential(retry_after=max(1.0, got.cooling_for) if got.cooling_for else None)
+            if left <= 0:
+                raise NoCredential(retry_after=1.0, busy=True)
+            await self._wait_for_release(min(pause, left))
+            pause = min(pause * 2, 0.2)
+
+    async def _wait_for_release(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._freed.wait(), timeout)
+
+    async def release(self, lease: Lease) -> None:
+        """Give the slot back; releasing twice is harmless (a lease is a set member, not a counter)."""
+        try:
+            # Shielded: this runs in the `finally` of a request the client may be cancelling.
+            await asyncio.shield(self.state.release(lease.cred.id, lease.id))
+        except Exception:  # Redis unreachable: the lease expires by itself after LEASE_SECONDS
+            log.exception("releasing %s failed", lease.cred)
+        finally:
+            freed, self._freed = self._freed, asyncio.Event()
+            freed.set()
 
     def record_use(self, cred: PooledCredential, failed: bool = False) -> None:
         if cred.id is not None:
             self._usage[(cred.id, "errors" if failed else "requests")] += 1
 
     async def cool_down(self, cred: PooledCredential, seconds: float, model: str | None, reason: str) -> None:
-        """Take `cred` out for `seconds` (for one model when given); persisted so every node sees it."""
+        """Take `cred` out for `seconds` (for one model when given): in the shared state first, so that
+        every node skips it from its next request on, then in the database for the admin and restarts."""
         until = time.time() + seconds
-        self._snap.cooldowns[(cred.id, model or ANY_MODEL)] = until
+        await self.state.cool_down(cred.id, model or ANY_MODEL, until)
         await _db(services.mark_cooling, cred.id, until, model, reason)
 
     async def disable(self, cred: PooledCredential, status: str, reason: str) -> None:
@@ -169,8 +217,9 @@ async def _db(func: Callable[..., T], *args: Any) -> T:
 
 
 def _build_snapshot(rows: list[Credential], signature: tuple) -> _Snapshot:
-    """The database is the source of cooldowns: `cool_down` writes them through before the next reload."""
-    cooldowns = {(row.pk, model): until for row in rows for model, until in services.cooldowns_of(row).items()}
+    """Keeps the database's cooldowns so that `reload` can push an edit of them (the admin's "Clear
+    cooldown", or the write of another node's `cool_down`) into the live state."""
+    cooldowns = {row.pk: services.cooldowns_of(row) for row in rows}
     return _Snapshot(tuple(PooledCredential.from_model(r) for r in rows), signature, cooldowns)
 
 

@@ -2,7 +2,8 @@
 
 A refresh is claimed with one conditional UPDATE that must touch exactly one row (status → refreshing);
 whoever loses the race waits for the winner's result instead of calling the token endpoint again. A
-claim older than `REFRESH_CLAIM_SECONDS` is considered abandoned (its worker died) and may be taken over.
+claim older than `REFRESH_CLAIM_SECONDS` is considered abandoned (its worker died) and may be taken over;
+a credential refreshed more recently than that is not due again, unless forced or refused upstream.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ def _claimable(force: bool) -> Q:
     if settings.ALLOW_RESET:
         statuses.append(Status.INVALID)
     abandoned = Q(status=Status.REFRESHING, refresh_claimed_at__lt=now - timedelta(seconds=REFRESH_CLAIM_SECONDS))
-    due = Q(status=Status.NEEDS_REFRESH) | Q(access_token_expires_at__isnull=True) | Q(
+    expiring = Q(access_token_expires_at__isnull=True) | Q(
         access_token_expires_at__lt=now + timedelta(seconds=settings.REFRESH_AHEAD_SECONDS)
     )
+    recent = Q(refresh_claimed_at__gte=now - timedelta(seconds=REFRESH_CLAIM_SECONDS))
+    due = Q(status=Status.NEEDS_REFRESH) | (expiring & ~recent)
     return (Q(status__in=statuses) | abandoned) & (Q() if force else due)
 
 
@@ -64,7 +67,7 @@ def refresh_credential(cred_id: int, force: bool = False) -> Outcome:
     cred.access_token = fresh.access_token
     cred.refresh_token = fresh.refresh_token or cred.refresh_token
     cred.access_token_expires_at = fresh.expires_at
-    cred.status, cred.last_error, cred.refresh_claimed_at = Status.ACTIVE, "", None
+    cred.status, cred.last_error = Status.ACTIVE, ""
     cred.save()
     return Outcome(cred_id, "refreshed")
 
@@ -76,7 +79,7 @@ def _failed(cred: Credential, exc: refresh.RefreshFailed) -> Outcome:
         usable = cred.access_token_expires_at and cred.access_token_expires_at > timezone.now()
         status, result = (Status.ACTIVE if usable else Status.NEEDS_REFRESH), "failed"
     Credential.objects.filter(pk=cred.pk).update(
-        status=status, last_error=f"refresh failed: {exc.reason}", refresh_claimed_at=None, updated_at=timezone.now()
+        status=status, last_error=f"refresh failed: {exc.reason}", updated_at=timezone.now()
     )
     return Outcome(cred.pk, result, exc.reason)
 

@@ -1,0 +1,61 @@
+"""However many processes see a credential due at once, one call reaches the token endpoint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.cluster import REDIS, manage, postgres_database
+from tests.gateway import ROOT
+
+REFRESHER = """
+import os, sys, time, django
+django.setup()
+from tokens import refreshing
+start = float(sys.argv[1])
+while time.time() < start:
+    time.sleep(0.005)
+if sys.argv[2] == "inline":
+    row = refreshing.refresh_inline(int(sys.argv[3]))
+    print(row.status, row.access_token[-12:])
+else:
+    print(refreshing.refresh_credential(int(sys.argv[3])).result)
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster_env(fake_oauth):
+    with postgres_database(f"chat2api_test_refresh_{__import__('os').getpid()}") as url:
+        token_url = fake_oauth.url + "/oauth/token"
+        yield {
+            "DATABASE_URL": url,
+            "REDIS_URL": REDIS + "/13",
+            "OAUTH_TOKEN_URL": token_url,
+            "OAUTH_RT_TOKEN_URL": token_url,
+            "DJANGO_SETTINGS_MODULE": "chat2api_site.settings",
+        }
+
+
+def test_concurrent_refreshers_make_one_call(cluster_env, fake_oauth):
+    manage(cluster_env, "import_credentials", "-", stdin="rt-ok-frank\n")
+    cred_id = "1"
+    start = time.time() + 3
+    modes = ["inline", "inline", "inline", "beat", "beat", "beat"]
+    env = {**__import__("os").environ, **cluster_env}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", REFRESHER, str(start), mode, cred_id],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for mode in modes
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-1500:] for _, err in outputs]
+    assert sum(fake_oauth.calls.values()) == 1
+    inline = {out.strip() for (out, _), mode in zip(outputs, modes, strict=True) if mode == "inline"}
+    assert len(inline) == 1 and next(iter(inline)).startswith("active ")  # all got the same fresh token
+    beat = sorted(out.strip() for (out, _), mode in zip(outputs, modes, strict=True) if mode == "beat")
+    assert beat.count("refreshed") <= 1 and set(beat) <= {"refreshed", "skipped"}

@@ -1,0 +1,229 @@
+"""The pool's live state: leases (in-flight requests), concurrency limits, the round-robin cursor, cooldowns.
+
+Requests on every process and node must see one pool, so with `REDIS_URL` this state lives in Redis and
+each pick-and-lease is one Lua script (atomic, one round trip); without it, `LocalState` gives the same
+semantics in process memory. A lease is a member of a sorted set per credential scored by its expiry:
+releasing twice removes nothing, and the lease of a process that died falls out when it expires.
+The list of credentials is not here: each process keeps the snapshot it reloads from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import redis.asyncio
+from django.conf import settings
+from redis.commands.core import AsyncScript
+
+ANY_MODEL = "*"  # the cooldown key that covers every model (the same as `tokens.services.ANY_MODEL`)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A credential that serves the model; `excluded` ones (already tried) only count towards the wait."""
+
+    id: int
+    limit: int = 0  # concurrent leases allowed; 0 = unlimited
+    excluded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why nothing was leased: `busy` when a candidate is only at its limit (a slot may free up soon);
+    otherwise `cooling_for` is the seconds until the first cooldown ends, when every candidate cools."""
+
+    busy: bool = False
+    cooling_for: float | None = None
+
+
+class PoolState(ABC):
+    @abstractmethod
+    async def acquire(
+        self, candidates: Sequence[Candidate], model: str, lease: str, now: float, ttl: float, point: float | None
+    ) -> int | Refusal:
+        """Lease one ready candidate until `now + ttl`; `point` in [0, 1) picks at random, None round-robin."""
+
+    @abstractmethod
+    async def release(self, cred_id: int, lease: str) -> None: ...
+
+    @abstractmethod
+    async def cool_down(self, cred_id: int, model: str, until: float) -> None:
+        """Rest `cred_id` for `model` (`ANY_MODEL`: every model) until the epoch time `until`."""
+
+    @abstractmethod
+    async def set_cooldowns(self, cooldowns: Mapping[int, Mapping[str, float]], now: float) -> None:
+        """Replace the cooldowns of each credential given (by the database's, after an edit there)."""
+
+    @abstractmethod
+    async def in_flight(self, cred_id: int, now: float) -> int: ...
+
+
+def choose(ready: Sequence[int], cursor: int, point: float | None) -> int:
+    """`ready[(cursor - 1) % n]` for round-robin, the same rule as the Lua script's."""
+    return ready[int(point * len(ready))] if point is not None else ready[(cursor - 1) % len(ready)]
+
+
+class LocalState(PoolState):
+    """One process's state. Every method runs without an await inside, so each is atomic on its event loop."""
+
+    def __init__(self) -> None:
+        self._cursor = 0
+        self._cooldowns: dict[int, dict[str, float]] = {}
+        self._leases: dict[int, dict[str, float]] = {}
+
+    async def acquire(
+        self, candidates: Sequence[Candidate], model: str, lease: str, now: float, ttl: float, point: float | None
+    ) -> int | Refusal:
+        ready: list[int] = []
+        busy, wait = False, math.inf
+        for cand in candidates:
+            cools = self._cooldowns.get(cand.id, {})
+            left = max(cools.get(ANY_MODEL, 0.0), cools.get(model, 0.0)) - now
+            wait = min(wait, left)
+            if cand.excluded or left > 0:
+                continue
+            if cand.limit and self._live_leases(cand.id, now) >= cand.limit:
+                busy = True
+            else:
+                ready.append(cand.id)
+        if not ready:
+            return Refusal(busy=busy, cooling_for=wait if not busy and 0 < wait < math.inf else None)
+        if point is None:
+            self._cursor += 1
+        chosen = choose(ready, self._cursor, point)
+        self._live_leases(chosen, now)
+        self._leases.setdefault(chosen, {})[lease] = now + ttl
+        return chosen
+
+    def _live_leases(self, cred_id: int, now: float) -> int:
+        leases = self._leases.get(cred_id, {})
+        for lease in [lease for lease, expiry in leases.items() if expiry <= now]:
+            del leases[lease]
+        return len(leases)
+
+    async def release(self, cred_id: int, lease: str) -> None:
+        self._leases.get(cred_id, {}).pop(lease, None)
+
+    async def cool_down(self, cred_id: int, model: str, until: float) -> None:
+        self._cooldowns.setdefault(cred_id, {})[model] = until
+
+    async def set_cooldowns(self, cooldowns: Mapping[int, Mapping[str, float]], now: float) -> None:
+        for cred_id, cools in cooldowns.items():
+            self._cooldowns[cred_id] = {model: until for model, until in cools.items() if until > now}
+
+    async def in_flight(self, cred_id: int, now: float) -> int:
+        return self._live_leases(cred_id, now)
+
+
+# KEYS: the cursor, then (cooldowns hash, leases sorted set) per candidate.
+# ARGV: now, model, lease id, lease expiry, random point ('' = round-robin), then (id, limit) per candidate,
+# where a limit of -1 marks a candidate already tried by this request.
+PICK = """
+local now, model, lease, expiry, point = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local ready, busy, wait = {}, false, nil
+for i = 1, (#KEYS - 1) / 2 do
+  local limit = tonumber(ARGV[5 + 2 * i])
+  local all, one = unpack(redis.call('HMGET', KEYS[2 * i], '*', model))
+  local left = math.max(tonumber(all) or 0, tonumber(one) or 0) - now
+  if wait == nil or left < wait then wait = left end
+  if limit >= 0 and left <= 0 then
+    local leases = KEYS[2 * i + 1]
+    if limit > 0 then redis.call('ZREMRANGEBYSCORE', leases, '-inf', now) end
+    if limit > 0 and redis.call('ZCARD', leases) >= limit then busy = true else ready[#ready + 1] = i end
+  end
+end
+if #ready == 0 then
+  if busy then return {'busy'} end
+  if wait ~= nil and wait > 0 then return {'cooling', tostring(wait)} end
+  return {'none'}
+end
+local n = math.floor((tonumber(point) or 0) * #ready) + 1
+if point == '' then n = (redis.call('INCR', KEYS[1]) - 1) % #ready + 1 end
+local i = ready[n]
+local leases = KEYS[2 * i + 1]
+redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+redis.call('ZADD', leases, expiry, lease)
+local last = redis.call('ZRANGE', leases, -1, -1, 'WITHSCORES')
+redis.call('EXPIREAT', leases, math.ceil(tonumber(last[2])))
+return {'ok', ARGV[4 + 2 * i]}
+"""
+
+
+class RedisState(PoolState):
+    """Every process and node shares this state; keys share one hash tag, so a Redis Cluster takes the script."""
+
+    def __init__(self, url: str, prefix: str = "chat2api:{pool}:") -> None:
+        self._url = url
+        self._prefix = prefix
+        # redis.asyncio connections belong to the event loop that opened them.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncScript]]
+        self._clients = weakref.WeakKeyDictionary()
+
+    def _client(self) -> tuple[redis.asyncio.Redis, AsyncScript]:
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            client = redis.asyncio.from_url(self._url, decode_responses=True)
+            self._clients[loop] = (client, client.register_script(PICK))
+        return self._clients[loop]
+
+    def _cool(self, cred_id: int) -> str:
+        return f"{self._prefix}cool:{cred_id}"
+
+    def _leases(self, cred_id: int) -> str:
+        return f"{self._prefix}leases:{cred_id}"
+
+    async def acquire(
+        self, candidates: Sequence[Candidate], model: str, lease: str, now: float, ttl: float, point: float | None
+    ) -> int | Refusal:
+        keys = [f"{self._prefix}cursor"]
+        args: list[str | float | int] = [now, model, lease, now + ttl, "" if point is None else point]
+        for cand in candidates:
+            keys += [self._cool(cand.id), self._leases(cand.id)]
+            args += [cand.id, -1 if cand.excluded else cand.limit]
+        _, script = self._client()
+        reply = await script(keys=keys, args=args)
+        if reply[0] == "ok":
+            return int(reply[1])
+        return Refusal(busy=reply[0] == "busy", cooling_for=float(reply[1]) if reply[0] == "cooling" else None)
+
+    async def release(self, cred_id: int, lease: str) -> None:
+        client, _ = self._client()
+        await client.zrem(self._leases(cred_id), lease)
+
+    async def cool_down(self, cred_id: int, model: str, until: float) -> None:
+        client, _ = self._client()
+        key, at = self._cool(cred_id), math.ceil(until)
+        async with client.pipeline(transaction=True) as pipe:
+            # The hash lives as long as its latest cooldown: NX sets a first expiry, GT only lengthens it.
+            await pipe.hset(key, model, until).expireat(key, at, nx=True).expireat(key, at, gt=True).execute()
+
+    async def set_cooldowns(self, cooldowns: Mapping[int, Mapping[str, float]], now: float) -> None:
+        if not cooldowns:
+            return
+        client, _ = self._client()
+        async with client.pipeline(transaction=True) as pipe:
+            for cred_id, cools in cooldowns.items():
+                key, live = self._cool(cred_id), {model: until for model, until in cools.items() if until > now}
+                pipe.delete(key)
+                if live:
+                    pipe.hset(key, mapping=live).expireat(key, math.ceil(max(live.values())))
+            await pipe.execute()
+
+    async def in_flight(self, cred_id: int, now: float) -> int:
+        client, _ = self._client()
+        return await client.zcount(self._leases(cred_id), f"({now}", "+inf")
+
+    async def close(self) -> None:
+        """Close this event loop's connections (tests open a loop per test)."""
+        found = self._clients.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found[0].aclose()
+
+
+def make_state() -> PoolState:
+    return RedisState(settings.REDIS_URL) if settings.REDIS_URL else LocalState()
