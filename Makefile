@@ -13,7 +13,7 @@ $(DEV): $(RUNTIME) requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt && touch $@
 
 run: $(RUNTIME)
-	$(PY) manage.py migrate --noinput && PATH="$(CURDIR)/.venv/bin:$$PATH" $(PY) -m honcho start web worker beat
+	$(PY) manage.py migrate --noinput && PATH="$(CURDIR)/.venv/bin:$$PATH" $(PY) -m honcho start --port $${PORT:-5005} web worker beat
 
 test: $(DEV)
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null

@@ -17,7 +17,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env")
 
 
 def _read(cast: str, name: str, default: Any) -> Any:
@@ -81,6 +82,8 @@ UPSTREAM_READ_TIMEOUT: float = _read("float", "UPSTREAM_READ_TIMEOUT", 120.0)
 UPSTREAM_MAX_CLIENTS: int = _read("int", "UPSTREAM_MAX_CLIENTS", 1024)
 DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60)
 POOL_RELOAD_SECONDS: float = _read("float", "POOL_RELOAD_SECONDS", 0.5)
+POOL_WAIT_SECONDS: float = _read("float", "POOL_WAIT_SECONDS", 10.0)
+LEASE_SECONDS: float = _read("float", "LEASE_SECONDS", 600.0)
 MODEL_MAP: dict[str, str] = _read("json", "MODEL_MAP", {})
 HOST: str = _read("str", "HOST", "127.0.0.1")
 PORT: int = _read("int", "PORT", 5005)
