@@ -24,6 +24,8 @@ from tokens import operations
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
 from tokens.models import Credential, mask
+from tokens.probe import probe
+from tokens.refreshing import refresh_credential
 
 # Secrets of any credential that an upstream might echo in an error: API keys and JWTs.
 SECRET_PATTERN = re.compile(r"sk-[\w-]{12,}|eyJ[\w-]+\.[\w-]+\.[\w-]+")
@@ -47,7 +49,7 @@ class CredentialAdmin(admin.ModelAdmin):
     list_display_links = ("id", "secret")
     list_filter = ("kind", "status")
     search_fields = ("label", "account_id", "base_url")
-    actions = ("disable_selected", "enable_selected", "clear_cooldown_selected")
+    actions = ("refresh_selected", "test_selected", "disable_selected", "enable_selected", "clear_cooldown_selected")
     readonly_fields = ("error", "request_count", "error_count", "last_used_at", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "model_names")}),
@@ -89,6 +91,19 @@ class CredentialAdmin(admin.ModelAdmin):
         return [(title, {**opts, "fields": [swap.get(f, f) for f in opts["fields"]]}) for title, opts in fieldsets]
 
     # -- actions ---------------------------------------------------------------------------------
+    @admin.action(description="Refresh now (RefreshToken → AccessToken)", permissions=["change"])
+    def refresh_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        for cred in queryset:
+            outcome = refresh_credential(cred.pk, force=True)
+            level = messages.SUCCESS if outcome.result == "refreshed" else messages.WARNING
+            self.message_user(request, f"{cred}: {outcome.result} {outcome.detail}".strip(), level)
+
+    @admin.action(description="Test (a cheap call that costs no generation)", permissions=["view"])
+    def test_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        for cred in queryset:
+            works, detail = probe(cred)
+            self.message_user(request, f"{cred}: {detail}", messages.SUCCESS if works else messages.ERROR)
+
     @admin.action(description="Disable selected credentials", permissions=["change"])
     def disable_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
         self.message_user(request, f"Disabled {operations.disable(queryset)} credential(s).", messages.SUCCESS)
