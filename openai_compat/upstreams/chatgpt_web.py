@@ -39,14 +39,17 @@ class ChatGPTWeb:
         headers["accept"] = "text/event-stream"
         response = await open_stream(f"{api}/conversation", cred, headers, conversation_body(request, slug))
         try:
-            if response.status_code != 200:
+            # A 200 that is not an event stream (a 2024 WebSocket handoff, say) is a failure too.
+            if response.status_code != 200 or not is_event_stream(response):
                 raise failure(response.status_code, await response.acontent(), response.headers, cred)
-            if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                raise UpstreamError(f"ChatGPT answered without an event stream: {error_text(await response.acontent(), cred)}")
             async for delta in answer(response, cred):
                 yield delta
         finally:
             await response.aclose()
+
+
+def is_event_stream(response: Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
 def api_root(cred: PooledCredential) -> str:
@@ -195,9 +198,13 @@ def rate_limited(raw: bytes, headers: Any, reason: str) -> UpstreamError:
     if isinstance(clears_in, int | float) and not isinstance(clears_in, bool):
         scoped = detail.get("code") == "model_cap_exceeded"
         message = f"ChatGPT usage cap reached: {reason}"
-        return UpstreamError(message, status=429, action=Action.COOLDOWN, retry_after=max(1.0, clears_in), model_scoped=scoped)
+        return UpstreamError(
+            message, status=429, action=Action.COOLDOWN, retry_after=max(1.0, clears_in), model_scoped=scoped
+        )
     wait = retry_after(headers, settings.DEFAULT_COOLDOWN_SECONDS)
-    return UpstreamError(f"ChatGPT rate limited this account: {reason}", status=429, action=Action.COOLDOWN, retry_after=wait)
+    return UpstreamError(
+        f"ChatGPT rate limited this account: {reason}", status=429, action=Action.COOLDOWN, retry_after=wait
+    )
 
 
 def error_detail(raw: bytes) -> Any:

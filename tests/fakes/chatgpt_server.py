@@ -13,7 +13,9 @@ moderation), "maxtokens" (finish_details max_tokens), "long" (one word every 20 
 real v1 capture from tests/fixtures). Anything else gets `ANSWER`.
 
 Requests with `supported_encodings: ["v1"]` get delta frames, others legacy frames; `force_legacy` on the
-server overrides that. Run it alone with `python -m tests.fakes.chatgpt_server --port 9001`.
+server overrides that. `calls` counts conversation requests per access token; `requests` records every
+request (path, kind, token, lower-cased headers, JSON body, and the framing served).
+Run it alone with `python -m tests.fakes.chatgpt_server --port 9001`.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ ANSWER = "Hello from the fake ChatGPT, one word at a time."
 REASONING = "**Checking arithmetic**\n\nThe user asks 6*7."
 THOUGHT = "The user wants a number; 6 times 7 is 42."
 CAPTION = "Here is your red fox."
+REASONED = "6 \u00d7 7 = 42."  # non-ASCII on purpose
 SENTINEL_TOKEN = "fake-req-token"
 CONVERSATION_ID = "c0ffee00-0000-4000-8000-000000000001"
-CAPTURE = Path(__file__).resolve().parent.parent / "fixtures" / "2026-03-22_f-conversation_delta-encoding-v1_gpt-5-3_team.sse"
+CAPTURE = (
+    Path(__file__).resolve().parent.parent / "fixtures" / "2026-03-22_f-conversation_delta-encoding-v1_gpt-5-3_team.sse"
+)
 SCENARIOS = ("401", "403", "unusual", "429", "ratelimit", "413", "500", "pow", "turnstile", "arkose", "login")
 SCENARIOS += ("drop", "err", "empty")
 KEYWORDS = ("reason", "think", "draw", "moderate", "maxtokens", "long", "capture")
@@ -102,7 +107,7 @@ def plan(keyword: str, scenario: str) -> list[Msg | dict]:
     final = Msg("assistant", "text", words(ANSWER), end_turn=True, finish="stop")
     if keyword == "reason":
         meta = {"initial_text": "Thinking", "finished_text": "Thought for 3 seconds"}
-        return [Msg("tool", "text", words(REASONING), name="a8km123", metadata=meta), _final("6 × 7 = 42.")]
+        return [Msg("tool", "text", words(REASONING), name="a8km123", metadata=meta), _final(REASONED)]
     if keyword == "think":
         thoughts = Msg("assistant", "thoughts", words(THOUGHT), channel="analysis", patch_style=True)
         recap = Msg("assistant", "reasoning_recap", ["Thought for 2s"], channel="analysis")
@@ -347,11 +352,15 @@ async def accounts(request: web.Request) -> web.Response:
     account_id = request.headers.get("chatgpt-account-id") or "default"
     plan_type = "team" if account_id != "default" else "plus"
     account = {"account_id": account_id, "plan_type": plan_type, "structure": "workspace", "is_deactivated": False}
-    return web.json_response({"accounts": {account_id: {"account": account, "features": []}}, "account_ordering": [account_id]})
+    return web.json_response(
+        {"accounts": {account_id: {"account": account, "features": []}}, "account_ordering": [account_id]}
+    )
 
 
 async def home(request: web.Request) -> web.Response:
-    return web.Response(text='<!DOCTYPE html><html data-build="fake-build"><body></body></html>', content_type="text/html")
+    return web.Response(
+        text='<!DOCTYPE html><html data-build="fake-build"><body></body></html>', content_type="text/html"
+    )
 
 
 def start() -> FakeChatGPT:

@@ -159,7 +159,7 @@ def test_fake_answers_parse_in_both_framings(v1: bool):
 def test_o1_reasoning_is_reasoning_not_content(v1: bool):
     deltas, _ = run(served("reason", v1=v1))
     assert reasoning(deltas) == fake.REASONING
-    assert text(deltas) == "6 × 7 = 42."
+    assert text(deltas) == fake.REASONED
     first_content = next(i for i, d in enumerate(deltas) if d.content)
     assert all(not d.reasoning for d in deltas[first_content:])
 
@@ -229,7 +229,9 @@ def test_junk_keepalives_and_data_after_done_are_ignored():
 
 def test_hidden_and_non_assistant_messages_are_skipped():
     hidden = assistant("h", ["secret context"], metadata={"is_visually_hidden_from_conversation": True})
-    system = {"message": {"id": "s", "author": {"role": "system"}, "content": {"content_type": "text", "parts": ["sys"]}}}
+    system = {
+        "message": {"id": "s", "author": {"role": "system"}, "content": {"content_type": "text", "parts": ["sys"]}}
+    }
     output = {"content_type": "execution_output", "text": "42"}
     python = {"message": {"id": "t", "author": {"role": "tool", "name": "python"}, "content": output}}
     deltas, _ = run([hidden, system, python, assistant("a", ["shown"], end_turn=True)], end=True)
