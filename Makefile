@@ -3,7 +3,7 @@ PY := .venv/bin/python
 RUNTIME := .venv/.runtime-installed
 DEV := .venv/.dev-installed
 
-.PHONY: run test lint format bench migrations-check
+.PHONY: run test lint format bench migrations-check vendor
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -32,3 +32,6 @@ bench: $(DEV)
 
 migrations-check: $(RUNTIME)
 	$(PY) manage.py makemigrations --check --dry-run
+
+vendor:
+	npm ci --no-audit --no-fund && npm run vendor

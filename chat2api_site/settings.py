@@ -93,12 +93,22 @@ if ASGI_SERVER not in ("daphne", "uvicorn"):
 ADMIN_USERNAME: str = _read("str", "ADMIN_USERNAME", "")
 ADMIN_PASSWORD: str = _read("str", "ADMIN_PASSWORD", "")
 REDIS_URL: str = _read("str", "REDIS_URL", "")
+# Automatic `action: continue` requests for a ChatGPT answer cut at its token limit.
+MAX_CONTINUES: int = _read("int", "MAX_CONTINUES", 3)
+# Fetching user-supplied image and file URLs: size cap, and whether private addresses may be fetched.
+FETCH_MAX_BYTES: int = _read("int", "FETCH_MAX_BYTES", 20 * 1024 * 1024)
+FETCH_ALLOW_PRIVATE: bool = _read("bool", "FETCH_ALLOW_PRIVATE", False)
+# How long a signed /v1/files/... link to a generated file stays valid, in seconds.
+FILE_LINK_SECONDS: int = _read("int", "FILE_LINK_SECONDS", 24 * 3600)
 
 # --- Django ---------------------------------------------------------------------------------------
 SECRET_KEY = _secret_key()
 DEBUG: bool = _read("bool", "DEBUG", False)
 ALLOWED_HOSTS: list[str] = _read("list", "ALLOWED_HOSTS", ["*"])
 CSRF_TRUSTED_ORIGINS: list[str] = _read("list", "CSRF_TRUSTED_ORIGINS", [])
+CSRF_COOKIE_HTTPONLY = True  # the web page reads the token from a meta tag
+if _read("bool", "BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "daphne",
@@ -119,6 +129,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mirror.security.secure_cookies",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

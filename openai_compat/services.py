@@ -31,6 +31,7 @@ class Caller:
     """Who is asking: an `AUTHORIZATION` code holder (served by the pool) or the owner of `own`."""
 
     own: PooledCredential | None = None
+    affinity: str = ""  # a stable key (e.g. a seed token's) the pool keeps on one credential while usable
 
 
 def slug_for(cred: PooledCredential, model: str) -> str | None:
@@ -49,6 +50,11 @@ class Answer:
     rest: AsyncIterator[Delta]
     failed: bool = field(default=False)
     lease: Lease | None = None  # the pool slot this answer holds; None for a caller's own token
+
+    @property
+    def conversation_id(self) -> str:
+        """The upstream conversation, when the adapter announced it before the first output."""
+        return next((d.conversation_id for d in self.head if d.conversation_id), "")
 
     async def __aiter__(self) -> AsyncIterator[Delta]:
         for delta in self.head:

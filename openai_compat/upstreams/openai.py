@@ -10,7 +10,7 @@ from django.conf import settings
 
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
-from openai_compat.upstreams.transport import error_text, open_stream, retry_after, sse_data
+from openai_compat.upstreams.transport import close_stream, error_text, open_stream, retry_after, sse_data
 from tokens.pool import PooledCredential
 
 # Status codes that say the request itself is wrong: another key would get the same answer.
@@ -50,7 +50,7 @@ class OpenAICompatible:
             if not finished:
                 raise UpstreamError("The upstream closed the stream before the answer was complete.")
         finally:
-            await response.aclose()
+            await close_stream(response)
 
 
 def to_delta(chunk: dict) -> Delta:

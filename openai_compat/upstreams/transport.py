@@ -36,6 +36,18 @@ async def sse_data(response: Response) -> AsyncIterator[bytes]:
         raise UpstreamError(transport_reason(exc), status=504 if isinstance(exc, Timeout) else 502) from None
 
 
+async def close_stream(response: Response) -> None:
+    """End a streamed response, aborting the transfer if it is still running.
+
+    curl_cffi's `Response.aclose()` only waits for the transfer to finish: for an answer whose client went
+    away that is the whole rest of it. Setting `quit_now` (as its sync `close()` does) makes curl abort at
+    the next chunk, which closes the upstream connection.
+    """
+    if response.quit_now is not None:
+        response.quit_now.set()
+    await response.aclose()
+
+
 def transport_reason(exc: RequestException) -> str:
     if isinstance(exc, Timeout):
         return "The upstream did not answer in time."

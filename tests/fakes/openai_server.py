@@ -2,7 +2,11 @@
 
 The API key picks the scenario: `sk-ok…` answers, `sk-401…` is refused, `sk-429…` is rate limited
 (Retry-After 30), `sk-403…`, `sk-500…`, `sk-drop…` drops the connection mid-stream, `sk-err…` sends an
-in-stream error, `sk-empty…` finishes without a word, `sk-slow…` answers one word every 50 ms.
+in-stream error, `sk-empty…` finishes without a word, `sk-slow…` answers one word every 50 ms, `sk-long…` a long answer
+(one word every 50 ms for about 6 s), `sk-rich…` some reasoning then Markdown with a list, a code block and an image.
+A client that goes away before the end of a streamed answer is counted in `cancelled` (per key).
+Besides `calls`, the server keeps `order` (the key of each request, in arrival order) and `peak` (the
+most requests one key ever had open at once).
 Run it alone (`python -m tests.fakes.openai_server --port 9000`) for the benchmark.
 """
 
@@ -10,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import time
+from collections import Counter
 
 from aiohttp import web
 
@@ -20,6 +26,21 @@ from tests.fakes.base import FakeServer
 ANSWER = "Hello from the fake upstream, one word at a time."
 WORDS = [w + " " for w in ANSWER.split(" ")]
 WORDS[-1] = WORDS[-1].rstrip()
+SVG = "<svg xmlns='http://www.w3.org/2000/svg' width='96' height='64'><rect width='96' height='64' fill='red'/></svg>"
+PICTURE = "data:image/svg+xml;base64," + base64.b64encode(SVG.encode()).decode()
+LONG_WORDS = [f"word{i} " for i in range(120)]
+RICH_REASONING = ["The user wants ", "a short example. ", "A list and some Python will do."]
+RICH_ANSWER = [
+    "Here is **a short example**:\n\n",
+    "- first, a list item\n",
+    "- then `inline code`\n\n",
+    "```python\n",
+    "def greet(name: str) -> str:\n",
+    '    return f"Hello, {name}!"\n',
+    "```\n\n",
+    f"![a generated picture]({PICTURE})\n\n",
+    "That is all.",
+]
 
 
 def _error(status: int, message: str, code: str, headers: dict | None = None) -> web.Response:
@@ -38,7 +59,23 @@ def _chunk(model: str, delta: dict, finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
-def make_app(server_ref: list[FakeServer] | None = None, delay: float = 0.0) -> web.Application:
+class OpenAIFake(FakeServer):
+    def __init__(self, app: web.Application) -> None:
+        super().__init__(app)
+        self.order: list[str] = []
+        self.open: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.cancelled: Counter[str] = Counter()  # streamed answers whose client went away before the end
+
+    def reset(self) -> None:
+        super().reset()
+        self.cancelled.clear()
+        self.order.clear()
+        self.open.clear()
+        self.peak.clear()
+
+
+def make_app(server_ref: list[OpenAIFake] | None = None, delay: float = 0.0) -> web.Application:
     async def chat(request: web.Request) -> web.StreamResponse:
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         body = await request.json()
@@ -62,15 +99,23 @@ def make_app(server_ref: list[FakeServer] | None = None, delay: float = 0.0) -> 
             await response.write(b'data: {"error": {"message": "The model crashed.", "type": "server_error"}}\n\n')
             return response
         words = [] if key.startswith("sk-empty") else WORDS
-        pause = 0.05 if key.startswith("sk-slow") else delay
+        words = LONG_WORDS if key.startswith("sk-long") else RICH_ANSWER if key.startswith("sk-rich") else words
+        pause = 0.05 if key.startswith(("sk-slow", "sk-long")) else delay
         await response.write(_chunk(model, {"role": "assistant", "content": ""}))
-        for i, word in enumerate(words):
-            if pause:
-                await asyncio.sleep(pause)
-            await response.write(_chunk(model, {"content": word}))
-            if key.startswith("sk-drop") and i == 2:
-                request.transport.close()
-                return response
+        try:
+            for part in RICH_REASONING if key.startswith("sk-rich") else ():
+                await response.write(_chunk(model, {"reasoning_content": part}))
+            for i, word in enumerate(words):
+                if pause:
+                    await asyncio.sleep(pause)
+                await response.write(_chunk(model, {"content": word}))
+                if key.startswith("sk-drop") and i == 2:
+                    request.transport.close()
+                    return response
+        except (ConnectionError, asyncio.CancelledError):
+            if server_ref:
+                server_ref[0].cancelled[key] += 1
+            raise
         await response.write(_chunk(model, {}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
@@ -79,11 +124,23 @@ def make_app(server_ref: list[FakeServer] | None = None, delay: float = 0.0) -> 
         await response.write(b"data: [DONE]\n\n")
         return response
 
+    async def tracked_chat(request: web.Request) -> web.StreamResponse:
+        if not server_ref:
+            return await chat(request)
+        server, key = server_ref[0], request.headers.get("Authorization", "").removeprefix("Bearer ")
+        server.order.append(key)
+        server.open[key] += 1
+        server.peak[key] = max(server.peak[key], server.open[key])
+        try:
+            return await chat(request)
+        finally:
+            server.open[key] -= 1
+
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/chat/completions", tracked_chat)
     app.router.add_get("/v1/models", models)
     return app
 
@@ -99,9 +156,9 @@ def _completion(model: str) -> dict:
     }
 
 
-def start() -> FakeServer:
-    ref: list[FakeServer] = []
-    server = FakeServer(make_app(ref))
+def start() -> OpenAIFake:
+    ref: list[OpenAIFake] = []
+    server = OpenAIFake(make_app(ref))
     ref.append(server)
     return server.start()
 
