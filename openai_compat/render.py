@@ -47,8 +47,9 @@ async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[byte
             text.append(delta.content)
             yield sse.frame(sse.chunk(cid, created, model, body))
         yield sse.frame(sse.chunk(cid, created, model, {}, finish))
+        answer.usage = usage or estimate_usage(request, "".join(text))
         if request.include_usage:
-            yield sse.frame(sse.usage_chunk(cid, created, model, usage or estimate_usage(request, "".join(text))))
+            yield sse.frame(sse.usage_chunk(cid, created, model, answer.usage))
         yield sse.DONE
     except UpstreamError as err:
         yield sse.frame(APIError(502, f"The upstream failed mid-answer: {err.message}", type=err.type).body())
@@ -67,18 +68,18 @@ async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
                 _merge_tool_call(calls, call)
             finish = delta.finish_reason or finish
             usage = delta.usage or usage
+        text = "".join(content)
+        answer.usage = usage or estimate_usage(request, text)
     except UpstreamError as err:
         raise APIError(502, f"The upstream failed mid-answer: {err.message}", type=err.type) from None
     finally:
         await answer.close()
-    text = "".join(content)
     message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
     if any(reasoning):
         message["reasoning_content"] = "".join(reasoning)
     if calls:
         message["tool_calls"] = [calls[i] for i in sorted(calls)]
-    usage = usage or estimate_usage(request, text)
-    return sse.completion(new_id(), int(time.time()), request.model, message, finish, usage)
+    return sse.completion(new_id(), int(time.time()), request.model, message, finish, answer.usage)
 
 
 def _merge_tool_call(calls: dict[int, dict[str, Any]], part: dict[str, Any]) -> None:

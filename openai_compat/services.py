@@ -6,6 +6,7 @@ The API views and the web chat page both call `start_answer`; nothing here knows
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
@@ -18,6 +19,7 @@ from openai_compat.errors import APIError, model_not_found
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams import UPSTREAMS
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
+from tokens import refreshing
 from tokens import services as token_services
 from tokens.models import Kind, Status
 from tokens.pool import Lease, NoCredential, PooledCredential, pool
@@ -48,8 +50,10 @@ class Answer:
     cred: PooledCredential
     head: list[Delta]
     rest: AsyncIterator[Delta]
+    model: str = ""
     failed: bool = field(default=False)
     lease: Lease | None = None  # the pool slot this answer holds; None for a caller's own token
+    usage: dict[str, int] | None = None  # set by the renderer once the answer is complete
 
     @property
     def conversation_id(self) -> str:
@@ -72,7 +76,7 @@ class Answer:
         try:
             await self.rest.aclose()
         finally:
-            pool.record_use(self.cred, failed=self.failed)
+            pool.record_use(self.cred, self.model, self.failed, self.usage)
             if lease is not None:
                 await pool.release(lease)
 
@@ -86,7 +90,9 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
     last: UpstreamError | None = None
     for _ in range(settings.RETRY_TIMES + 1):
         try:
-            lease = await pool.pick(request.model, lambda c: slug_for(c, request.model) is not None, tried)
+            lease = await pool.pick(
+                request.model, lambda c: slug_for(c, request.model) is not None, tried, caller.affinity
+            )
         except NoCredential as exc:
             raise _exhausted(request.model, exc, last) from None
         cred = lease.cred
@@ -95,7 +101,7 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
             answer = await _attempt(cred, request)
         except UpstreamError as err:
             log.warning("credential %s failed for %s: %s", cred, request.model, err.message)
-            pool.record_use(cred, failed=True)
+            pool.record_use(cred, request.model, True, None)
             try:  # penalize before releasing, so no other request takes the slot of a credential about to cool
                 await _penalize(cred, err, request.model)
             finally:
@@ -130,18 +136,33 @@ async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
 
 
 async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
-    """Open the upstream stream and read up to its first output; an empty answer is a failure."""
+    """Open the upstream stream and read up to its first output; an empty answer is a failure.
+
+    A moderation block that arrives before any text is an answer too (`content_filter`), not a failure.
+    """
+    cred = await _fresh(cred)
     stream = UPSTREAMS[cred.kind].stream(cred, request, slug_for(cred, request.model))
     head: list[Delta] = []
     try:
         async for delta in stream:
             head.append(delta)
-            if delta.has_output:
-                return Answer(cred, head, stream)
+            if delta.has_output or delta.finish_reason == "content_filter":
+                return Answer(cred, head, stream, request.model)
     except BaseException:
         await stream.aclose()
         raise
     raise UpstreamError("The upstream returned an empty answer.")
+
+
+async def _fresh(cred: PooledCredential) -> PooledCredential:
+    """A pool credential whose access token expired (or was refused) is refreshed inline, once, cluster-wide."""
+    if cred.id is None or not cred.stale(time.time()):
+        return cred
+    row = await sync_to_async(refreshing.refresh_inline, thread_sensitive=False)(cred.id)
+    if row is None or row.status != Status.ACTIVE:
+        reason = row.last_error if row is not None else "the refresh did not finish in time"
+        raise UpstreamError(f"The access token could not be refreshed: {reason}")
+    return replace(PooledCredential.from_model(row), models=cred.models)
 
 
 async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> None:
@@ -158,9 +179,10 @@ async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> N
 def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> APIError:
     if exc.retry_after is not None:
         wait = int(exc.retry_after + 0.999)
+        state = "at its concurrency limit" if exc.busy else "cooling down"
         return APIError(
             429,
-            f"Every credential that serves '{model}' is cooling down; retry in {wait} s."
+            f"Every credential that serves '{model}' is {state}; retry in {wait} s."
             + (f" Last upstream reason: {last.message}" if last else ""),
             type="rate_limit_error",
             code="rate_limit_exceeded",
@@ -180,6 +202,10 @@ def _known_model(model: str) -> bool:
 def _client_error(err: UpstreamError) -> APIError:
     if err.action == Action.FATAL:
         return APIError(err.status, err.message, type=err.type, code=err.code)
+    if err.action == Action.COOLDOWN:
+        wait = str(int((err.retry_after or settings.DEFAULT_COOLDOWN_SECONDS) + 0.999))
+        message = f"The upstream rate limited every credential tried: {err.message}"
+        return APIError(429, message, type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": wait})
     return APIError(
         err.status if err.status >= 500 else 502,
         f"The upstream failed after every retry: {err.message}",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
+import redis
 
 from tests.gateway import ROOT
 
@@ -43,3 +47,17 @@ def run_python(env: dict[str, str], *args: str, stdin: str | None = None) -> sub
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=full_env, input=stdin, capture_output=True, text=True, timeout=120
     )
+
+
+@contextmanager
+def exclusive_redis(url: str) -> Iterator[redis.Redis]:
+    """Test sessions running at once on this machine take turns on a Redis database, which each flushes."""
+    with (Path(tempfile.gettempdir()) / f"chat2api-test-redis-{url.rsplit('/', 1)[1]}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = redis.Redis.from_url(url, decode_responses=True)
+        client.flushdb()
+        try:
+            yield client
+        finally:
+            client.flushdb()
+            client.close()

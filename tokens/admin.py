@@ -53,6 +53,7 @@ class CredentialAdmin(admin.ModelAdmin):
     readonly_fields = ("error", "request_count", "error_count", "last_used_at", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "model_names")}),
+        ("Limits", {"fields": ("max_concurrency",)}),
         ("State", {"fields": ("status", "error", "cooldown_until", "model_cooldowns")}),
         ("Usage", {"fields": ("request_count", "error_count", "last_used_at", "created_at", "updated_at")}),
     )

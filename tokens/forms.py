@@ -47,7 +47,7 @@ class CredentialForm(forms.ModelForm):
     class Meta:
         model = Credential
         fields = (
-            *("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "model_names"),
+            *("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "model_names", "max_concurrency"),
             *("status", "cooldown_until", "model_cooldowns"),
         )
         field_classes = dict.fromkeys(SECRET_FIELDS, SecretField)

@@ -91,3 +91,22 @@ class Credential(models.Model):
         if self.access_token and self.access_token_expires_at is None:
             self.access_token_expires_at = jwt_expiry(self.access_token)
         super().save(*args, **kwargs)
+
+
+class Usage(models.Model):
+    """Running totals per credential and model, written in batches off the request path."""
+
+    credential = models.ForeignKey(Credential, on_delete=models.CASCADE, related_name="usage")
+    model = models.CharField(max_length=200)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["credential", "model"], name="one_usage_row_per_model")]
+        verbose_name_plural = "usage"
+
+    def __str__(self) -> str:
+        return f"{self.credential_id} {self.model}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -27,7 +28,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from tokens import services
-from tokens.models import Credential, mask
+from tokens.models import Credential, Status, mask
 from tokens.services import ANY_MODEL
 from tokens.state import Candidate, PoolState, make_state
 
@@ -48,6 +49,8 @@ class PooledCredential:
     api_key: str = field(default="", repr=False)
     models: frozenset[str] = frozenset()
     max_concurrency: int = 0
+    expires_at: float | None = None  # of the access token, when known
+    needs_refresh: bool = False
 
     def __str__(self) -> str:
         return f"#{self.id} {self.kind} {mask(self.api_key or self.access_token or self.refresh_token)}"
@@ -64,7 +67,14 @@ class PooledCredential:
             api_key=cred.api_key,
             models=frozenset(cred.model_names or ()),
             max_concurrency=cred.max_concurrency,
+            expires_at=cred.access_token_expires_at.timestamp() if cred.access_token_expires_at else None,
+            needs_refresh=cred.status == Status.NEEDS_REFRESH,
         )
+
+    def stale(self, now: float) -> bool:
+        """Its access token must be refreshed before use (and can be: it has a RefreshToken)."""
+        expired = self.expires_at is not None and self.expires_at <= now
+        return bool(self.refresh_token) and (self.needs_refresh or expired or not self.access_token)
 
     def serves(self, model: str) -> bool:
         """An `openai` key with no model list serves any name; ChatGPT accounts are matched by the caller."""
@@ -100,7 +110,7 @@ class CredentialPool:
     def __init__(self, state: PoolState | None = None) -> None:
         self._snap = _Snapshot()
         self._state = state
-        self._usage: Counter[tuple[int, str]] = Counter()
+        self._usage: Counter[tuple[int, str, str]] = Counter()
         self._watcher: asyncio.Task | None = None
         self._loaded = asyncio.Event()
         self._freed = asyncio.Event()
@@ -135,9 +145,10 @@ class CredentialPool:
         signature = await _db(services.pool_signature)
         if force or signature != self._snap.signature:
             rows = await _db(services.usable_credentials)
-            old, self._snap = self._snap, _build_snapshot(rows, signature)
-            changed = {i: c for i, c in self._snap.cooldowns.items() if old.cooldowns.get(i) != c}
-            await self.state.set_cooldowns(changed, time.time())
+            new = _build_snapshot(rows, signature)
+            changed = {i: c for i, c in new.cooldowns.items() if self._snap.cooldowns.get(i) != c}
+            await self.state.set_cooldowns(changed, time.time())  # first: if it fails, the next tick retries
+            self._snap = new
 
     async def flush_usage(self) -> None:
         if self._usage:
@@ -149,15 +160,23 @@ class CredentialPool:
     def credentials(self) -> tuple[PooledCredential, ...]:
         return self._snap.credentials
 
-    async def pick(self, model: str, serves: Callable[[PooledCredential], bool], exclude: Iterable[int]) -> Lease:
+    async def pick(
+        self, model: str, serves: Callable[[PooledCredential], bool], exclude: Iterable[int], affinity: str = ""
+    ) -> Lease:
         """Lease one credential for `model`, never one in `exclude`; raises `NoCredential`.
 
-        When every candidate is at its concurrency limit, wait up to `POOL_WAIT_SECONDS` for a slot:
-        a release in this process wakes the wait at once, one on another node is seen by polling.
+        With an `affinity` key, the same key lands on the same credential while it is ready (rendezvous
+        hashing, so removing one credential moves only the keys that were on it). When every candidate is
+        at its concurrency limit, wait up to `POOL_WAIT_SECONDS` for a slot: a release in this process
+        wakes the wait at once, one on another node is seen by polling.
         """
         excluded = set(exclude)
         serving = {c.id: c for c in self._snap.credentials if serves(c)}
         candidates = [Candidate(c.id, c.max_concurrency, c.id in excluded) for c in serving.values()]
+        if affinity:
+            lease = await self._pick_sticky(candidates, model, affinity)
+            if lease is not None:
+                return Lease(serving[lease[0]], lease[1])
         deadline = time.monotonic() + settings.POOL_WAIT_SECONDS
         pause = 0.01
         while True:
@@ -174,6 +193,16 @@ class CredentialPool:
             await self._wait_for_release(min(pause, left))
             pause = min(pause * 2, 0.2)
 
+    async def _pick_sticky(self, candidates: list[Candidate], model: str, key: str) -> tuple[int, str] | None:
+        """Try the candidates in `key`'s own stable order; None when none of them is ready now."""
+        ranked = sorted((c for c in candidates if not c.excluded), key=lambda c: _rank(key, c.id), reverse=True)
+        for candidate in ranked:
+            lease = uuid.uuid4().hex
+            got = await self.state.acquire([candidate], model, lease, time.time(), settings.LEASE_SECONDS, 0.0)
+            if isinstance(got, int):
+                return got, lease
+        return None
+
     async def _wait_for_release(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._freed.wait(), timeout)
@@ -189,9 +218,16 @@ class CredentialPool:
             freed, self._freed = self._freed, asyncio.Event()
             freed.set()
 
-    def record_use(self, cred: PooledCredential, failed: bool = False) -> None:
-        if cred.id is not None:
-            self._usage[(cred.id, "errors" if failed else "requests")] += 1
+    def record_use(self, cred: PooledCredential, model: str, failed: bool, usage: dict[str, int] | None) -> None:
+        """Count one request off the request path; the watcher writes the totals in batches."""
+        if cred.id is None:
+            return
+        counts = self._usage
+        counts[(cred.id, model, "requests")] += 1
+        counts[(cred.id, model, "errors")] += failed
+        if usage:
+            counts[(cred.id, model, "prompt_tokens")] += usage.get("prompt_tokens", 0)
+            counts[(cred.id, model, "completion_tokens")] += usage.get("completion_tokens", 0)
 
     async def cool_down(self, cred: PooledCredential, seconds: float, model: str | None, reason: str) -> None:
         """Take `cred` out for `seconds` (for one model when given): in the shared state first, so that
@@ -221,6 +257,10 @@ def _build_snapshot(rows: list[Credential], signature: tuple) -> _Snapshot:
     cooldown", or the write of another node's `cool_down`) into the live state."""
     cooldowns = {row.pk: services.cooldowns_of(row) for row in rows}
     return _Snapshot(tuple(PooledCredential.from_model(r) for r in rows), signature, cooldowns)
+
+
+def _rank(key: str, cred_id: int) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{key}:{cred_id}".encode(), digest_size=8).digest(), "big")
 
 
 pool = CredentialPool()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 from django.core.cache import cache
@@ -12,7 +12,7 @@ from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from tokens import refresh
-from tokens.models import Credential, Status
+from tokens.models import Credential, Status, Usage
 
 ANY_MODEL = "*"
 
@@ -60,15 +60,29 @@ def mark_status(cred_id: int, status: str, reason: str) -> None:
     Credential.objects.filter(pk=cred_id).update(status=status, last_error=reason, updated_at=timezone.now())
 
 
-def add_usage(batch: Counter[tuple[int, str]]) -> None:
-    """Apply counters gathered off the request path; `update()` leaves `updated_at` (the signature) alone."""
+def add_usage(batch: Counter[tuple[int, str, str]]) -> None:
+    """Apply counters gathered off the request path: per credential and per (credential, model).
+
+    `update()` leaves `updated_at` (the pool signature) alone, so counting never reloads the pool.
+    """
+    per_model: dict[tuple[int, str], dict[str, int]] = defaultdict(dict)
+    for (cred_id, model, field), count in batch.items():
+        per_model[(cred_id, model)][field] = count
     now = timezone.now()
-    for cred_id in {cred_id for cred_id, _ in batch}:
-        Credential.objects.filter(pk=cred_id).update(
-            request_count=F("request_count") + batch[(cred_id, "requests")] + batch[(cred_id, "errors")],
-            error_count=F("error_count") + batch[(cred_id, "errors")],
-            last_used_at=now,
-        )
+    live = set(Credential.objects.filter(pk__in={c for c, _ in per_model}).values_list("pk", flat=True))
+    with transaction.atomic():
+        for (cred_id, model), counts in per_model.items():
+            if cred_id not in live:
+                continue  # deleted since
+            Usage.objects.get_or_create(credential_id=cred_id, model=model[:200])
+            Usage.objects.filter(credential_id=cred_id, model=model[:200]).update(
+                **{name: F(name) + value for name, value in counts.items()}
+            )
+            Credential.objects.filter(pk=cred_id).update(
+                request_count=F("request_count") + counts.get("requests", 0),
+                error_count=F("error_count") + counts.get("errors", 0),
+                last_used_at=now,
+            )
 
 
 def own_access_token(refresh_token: str) -> str:

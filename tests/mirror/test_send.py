@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from django.utils import timezone
 
 from mirror.models import Conversation
 from tests.factories import openai_key
@@ -175,7 +176,6 @@ def test_seed_token_chats_through_the_pool_until_revoked(page_gateway, keys, fak
     assert client.get("/").headers["location"] == "/login"
 
 
-@pytest.mark.xfail(strict=False, reason="the pool honours Caller.affinity once the lead's stickiness lands")
 def test_seed_token_sticks_to_one_credential_then_moves_on(page_gateway, fake_openai):
     base = fake_openai.url + "/v1"
     keys = [openai_key(base, f"sk-ok-sticky-{i}", ["sticky-model"]) for i in range(3)]
@@ -188,7 +188,7 @@ def test_seed_token_sticks_to_one_credential_then_moves_on(page_gateway, fake_op
     used = [k for k in keys if fake_openai.calls[k.api_key]]
     assert len(used) == 1
 
-    Credential.objects.filter(pk=used[0].pk).update(status=Status.DISABLED)
+    Credential.objects.filter(pk=used[0].pk).update(status=Status.DISABLED, updated_at=timezone.now())
     settle()
     fake_openai.reset()
     for _ in range(4):

@@ -133,6 +133,7 @@ def change_data(cred: Credential, **overrides: str) -> dict[str, str]:
         "account_id": cred.account_id,
         "base_url": cred.base_url,
         "model_names": '["m1"]',
+        "max_concurrency": "0",
         "status": cred.status,
         "cooldown_until_0": "",
         "cooldown_until_1": "",

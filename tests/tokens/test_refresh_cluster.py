@@ -48,7 +48,11 @@ def test_concurrent_refreshers_make_one_call(cluster_env, fake_oauth):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", REFRESHER, str(start), mode, cred_id],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for mode in modes
     ]

@@ -8,9 +8,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import pytest
-import redis
 
-from tests.cluster import REDIS
+from tests.cluster import REDIS, exclusive_redis
 from tokens.pool import CredentialPool, Lease, NoCredential, PooledCredential, _Snapshot
 from tokens.state import ANY_MODEL, Candidate, LocalState, PoolState, RedisState, Refusal
 
@@ -25,11 +24,8 @@ def state(request: pytest.FixtureRequest) -> Iterator[PoolState]:
     if request.param == "local":
         yield LocalState()
         return
-    flush = redis.Redis.from_url(URL)
-    flush.flushdb()
-    yield RedisState(URL)
-    flush.flushdb()
-    flush.close()
+    with exclusive_redis(URL):
+        yield RedisState(URL)
 
 
 def run(state: PoolState, scenario: Callable[[], Awaitable[T]]) -> T:
@@ -128,8 +124,6 @@ def test_a_lease_expires_when_its_holder_never_releases_it(state):
 
 def test_redis_keys_expire_with_their_content():
     state = RedisState(URL)
-    client = redis.Redis.from_url(URL)
-    client.flushdb()
 
     async def scenario() -> None:
         now = time.time()
@@ -137,11 +131,10 @@ def test_redis_keys_expire_with_their_content():
         await state.cool_down(2, "m1", now + 30)
         await state.cool_down(2, ANY_MODEL, now + 90)
 
-    run(state, scenario)
-    assert 55 <= client.ttl("chat2api:{pool}:leases:1") <= 61
-    assert 85 <= client.ttl("chat2api:{pool}:cool:2") <= 91
-    client.flushdb()
-    client.close()
+    with exclusive_redis(URL) as client:
+        run(state, scenario)
+        assert 55 <= client.ttl("chat2api:{pool}:leases:1") <= 61
+        assert 85 <= client.ttl("chat2api:{pool}:cool:2") <= 91
 
 
 def test_round_robin_is_one_sequence_and_skips_unready(state):

@@ -1,0 +1,186 @@
+"""Two gateway nodes on one PostgreSQL and one Redis serve one pool: one rotation, shared cooldowns and limits."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from tests.cluster import REDIS, exclusive_redis, manage, postgres_database
+from tests.gateway import Gateway
+
+REDIS_URL = REDIS + "/14"
+RELOAD_SECONDS = 0.25  # faster than this is not the database reload: that can only be the shared state
+BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
+KEYS = (
+    *("sk-ok-rr1", "sk-ok-rr2", "sk-ok-rr3"),
+    *("sk-429-cool", "sk-ok-warm"),
+    *("sk-slow-limited", "sk-slow-hangup"),
+)
+
+
+class Cluster:
+    """Node A and node B; every credential of `KEYS` is imported once, disabled, and enabled by the test using it."""
+
+    def __init__(self, env: dict[str, str], database_url: str, upstream: str, client: redis.Redis) -> None:
+        self.env, self.database_url, self.upstream, self.redis = env, database_url, upstream, client
+        # through the management command, which encrypts the secrets as the nodes expect them
+        manage(env, "import_credentials", "-", stdin="".join(f"openai {upstream} {k}\n" for k in KEYS))
+        with psycopg.connect(database_url) as conn:
+            ids = [row[0] for row in conn.execute("SELECT id FROM tokens_credential ORDER BY id")]
+        self.ids = dict(zip(KEYS, ids, strict=True))
+        self.reset()
+        self.a, self.b = Gateway(env), Gateway(env)
+
+    def start(self) -> None:
+        self.a.start()
+        self.b.start()
+
+    def stop(self) -> None:
+        self.a.stop()
+        self.b.stop()
+
+    def sql(self, query: str, *params: object) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(query, params)
+
+    def use(self, *keys: str, max_concurrency: int = 0) -> None:
+        """Put `keys` in service, as an operator would in the admin; both nodes see them after a reload."""
+        self.sql(
+            "UPDATE tokens_credential SET status = 'active', max_concurrency = %s, updated_at = now()"
+            " WHERE id = ANY(%s)",
+            max_concurrency,
+            [self.ids[k] for k in keys],
+        )
+        self.settle()
+
+    def settle(self) -> None:
+        time.sleep(RELOAD_SECONDS * 2.5)
+
+    def reset(self) -> None:
+        """Take every credential out of service and forget the shared state (rotation, cooldowns, leases)."""
+        self.sql("UPDATE tokens_credential SET status = 'disabled', updated_at = now()")
+        self.redis.flushdb()
+
+    def leases(self) -> int:
+        return sum(self.redis.zcard(key) for key in self.redis.scan_iter("chat2api:{pool}:leases:*"))
+
+
+@pytest.fixture(scope="module")
+def cluster(fake_openai) -> Iterator[Cluster]:
+    with postgres_database(f"chat2api_test_cluster_{os.getpid()}") as url, exclusive_redis(REDIS_URL) as client:
+        env = {
+            "DATABASE_URL": url,
+            "REDIS_URL": REDIS_URL,
+            "RANDOM_TOKEN": "false",
+            "POOL_RELOAD_SECONDS": str(RELOAD_SECONDS),
+        }
+        nodes = Cluster(env, url, fake_openai.url + "/v1", client)
+        try:
+            nodes.start()
+            yield nodes
+        finally:
+            nodes.stop()
+
+
+@pytest.fixture
+def nodes(cluster: Cluster, fake_openai) -> Iterator[Cluster]:
+    yield cluster
+    cluster.reset()
+
+
+def ask(node: Gateway, stream: bool = False) -> httpx.Response:
+    return httpx.post(
+        node.url + "/v1/chat/completions",
+        json={**BODY, "stream": stream},
+        headers={"Authorization": "Bearer test-code"},
+        timeout=30,
+    )
+
+
+def test_round_robin_is_one_sequence_across_nodes(nodes, fake_openai):
+    nodes.use("sk-ok-rr1", "sk-ok-rr2", "sk-ok-rr3")
+    for i in range(9):
+        assert ask(nodes.a if i % 2 == 0 else nodes.b).status_code == 200
+    assert fake_openai.order == ["sk-ok-rr1", "sk-ok-rr2", "sk-ok-rr3"] * 3
+
+
+def test_cooldown_set_on_one_node_holds_on_the_other_at_once(nodes, fake_openai):
+    nodes.use("sk-429-cool", "sk-ok-warm")
+    assert ask(nodes.a).status_code == 200  # sk-429-cool answers 429 (Retry-After 30), sk-ok-warm answers
+    for _ in range(4):  # the first within milliseconds: node B has not reloaded from the database yet
+        assert ask(nodes.b).status_code == 200
+    assert fake_openai.order == ["sk-429-cool", "sk-ok-warm", *["sk-ok-warm"] * 4]
+    cools = [nodes.redis.hgetall(k) for k in nodes.redis.scan_iter("chat2api:{pool}:cool:*")]
+    assert len(cools) == 1 and 25 < float(cools[0]["*"]) - time.time() <= 30
+
+    # the admin's "Clear cooldown" (a database write) reaches the shared state within a reload
+    nodes.sql(
+        "UPDATE tokens_credential SET cooldown_until = NULL, status = 'active', updated_at = now() WHERE id = %s",
+        nodes.ids["sk-429-cool"],
+    )
+    started = time.monotonic()
+    while fake_openai.calls["sk-429-cool"] == 1:
+        assert time.monotonic() - started < 1.0, "the cleared cooldown still holds"
+        assert ask(nodes.b).status_code == 200
+        time.sleep(0.02)
+    assert nodes.leases() == 0  # failed attempts gave their slots back too
+
+
+def test_concurrency_limit_holds_across_nodes(nodes, fake_openai):
+    nodes.use("sk-slow-limited", max_concurrency=1)
+    start = threading.Barrier(6)
+
+    def one(i: int) -> httpx.Response:
+        start.wait()
+        return ask(nodes.a if i % 2 == 0 else nodes.b, stream=True)
+
+    with ThreadPoolExecutor(6) as workers:
+        replies = list(workers.map(one, range(6)))
+    assert [r.status_code for r in replies] == [200] * 6
+    assert all(r.text.endswith("data: [DONE]\n\n") for r in replies)
+    assert fake_openai.calls["sk-slow-limited"] == 6
+    assert fake_openai.peak["sk-slow-limited"] == 1, fake_openai.order
+    assert nodes.leases() == 0  # each slot was given back exactly once
+
+
+def test_a_client_that_hangs_up_frees_its_slot_for_the_other_node(nodes, fake_openai):
+    nodes.use("sk-slow-hangup", max_concurrency=1)
+    with httpx.stream(
+        "POST",
+        nodes.a.url + "/v1/chat/completions",
+        json={**BODY, "stream": True},
+        headers={"Authorization": "Bearer test-code"},
+        timeout=30,
+    ) as reply:
+        assert next(reply.iter_bytes()).startswith(b"data: ")
+        assert nodes.leases() == 1
+    started = time.monotonic()
+    assert ask(nodes.b).status_code == 200
+    assert time.monotonic() - started < 1.5  # not the lease's expiry (600 s) nor the wait limit (10 s)
+    assert nodes.leases() == 0
+
+
+def test_import_and_disable_on_one_view_reach_the_other_node_without_restart(nodes, fake_openai):
+    nodes.settle()
+    assert ask(nodes.b).status_code != 200
+    manage(nodes.env, "import_credentials", "-", stdin=f"openai {nodes.upstream} sk-ok-live\n")
+    assert seconds_until(nodes.b, answers=True) < 1.0
+    nodes.sql("UPDATE tokens_credential SET status = 'disabled', updated_at = now()")
+    assert seconds_until(nodes.b, answers=False) < 1.0
+
+
+def seconds_until(node: Gateway, answers: bool) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < 5:
+        if (ask(node).status_code == 200) == answers:
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise AssertionError(f"node never {'answered' if answers else 'refused'}")
