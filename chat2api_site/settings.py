@@ -81,6 +81,8 @@ UPSTREAM_CONNECT_TIMEOUT: float = _read("float", "UPSTREAM_CONNECT_TIMEOUT", 10.
 UPSTREAM_READ_TIMEOUT: float = _read("float", "UPSTREAM_READ_TIMEOUT", 120.0)
 UPSTREAM_MAX_CLIENTS: int = _read("int", "UPSTREAM_MAX_CLIENTS", 1024)
 DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60)
+# Pause before a stream that is still being prepared gets its first `: keep-alive` comment (and between them).
+KEEPALIVE_SECONDS: float = _read("float", "KEEPALIVE_SECONDS", 5.0)
 POOL_RELOAD_SECONDS: float = _read("float", "POOL_RELOAD_SECONDS", 0.5)
 POOL_WAIT_SECONDS: float = _read("float", "POOL_WAIT_SECONDS", 10.0)
 LEASE_SECONDS: float = _read("float", "LEASE_SECONDS", 600.0)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+
+from django.conf import settings
 
 from openai_compat import sse
 from openai_compat.errors import APIError
@@ -57,6 +60,26 @@ async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[byte
         await answer.close()
 
 
+async def sse_after_wait(pending: asyncio.Task[Answer], request: ChatRequest) -> AsyncIterator[bytes]:
+    """For an answer still being prepared (sentinel, uploads, failover): `: keep-alive` comments every
+    `KEEPALIVE_SECONDS` until it starts, so idle proxies keep the connection; comments commit to nothing,
+    so failover stays possible. A failure before the first chunk becomes an error event."""
+    try:
+        while not pending.done():
+            await asyncio.wait({pending}, timeout=settings.KEEPALIVE_SECONDS)
+            if not pending.done():
+                yield sse.KEEPALIVE
+        answer = pending.result()
+    except APIError as err:
+        yield sse.frame(err.body())
+        return
+    finally:
+        if not pending.done():  # the client went away while we were still preparing
+            pending.cancel()
+    async for frame in sse_stream(answer, request):
+        yield frame
+
+
 async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
     """Collect the same stream into one `chat.completion`."""
     content, reasoning, calls, finish, usage = [], [], {}, "stop", None
@@ -84,7 +107,9 @@ async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
 
 def _merge_tool_call(calls: dict[int, dict[str, Any]], part: dict[str, Any]) -> None:
     """Stream tool-call fragments arrive by index; names and arguments are concatenated."""
-    call = calls.setdefault(part.get("index", 0), {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    call = calls.setdefault(
+        part.get("index", 0), {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+    )
     call["id"] = part.get("id") or call["id"]
     function = part.get("function") or {}
     call["function"]["name"] += function.get("name") or ""

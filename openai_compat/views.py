@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -10,7 +12,8 @@ from openai_compat import catalog, render
 from openai_compat.auth import api_view
 from openai_compat.errors import model_not_found
 from openai_compat.schema import parse_chat_request, too_large
-from openai_compat.services import Caller, available_models, start_answer
+from openai_compat.services import Answer, Caller, available_models, start_answer
+from openai_compat.upstreams.chatgpt_files import link_origin
 from tokens.pool import pool
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -23,12 +26,26 @@ async def chat_completions(request: HttpRequest, caller: Caller) -> HttpResponse
     except RequestDataTooBig:
         raise too_large(settings.MAX_REQUEST_BYTES) from None
     chat = parse_chat_request(raw)
-    answer = await start_answer(chat, caller)
-    if chat.stream:
-        return StreamingHttpResponse(
-            render.sse_stream(answer, chat), content_type="text/event-stream", headers=STREAM_HEADERS
-        )
-    return JsonResponse(await render.completion(answer, chat))
+    link_origin.set(f"{request.scheme}://{request.get_host()}")  # generated files link back to this server
+    if not chat.stream:
+        answer = await start_answer(chat, caller)
+        return JsonResponse(await render.completion(answer, chat), headers=conversation_header(answer))
+    pending = asyncio.ensure_future(start_answer(chat, caller))
+    try:
+        await asyncio.wait({pending}, timeout=settings.KEEPALIVE_SECONDS)
+    except asyncio.CancelledError:
+        pending.cancel()
+        raise
+    if not pending.done():  # still preparing: commit to a stream now and keep it alive with comments
+        body = render.sse_after_wait(pending, chat)
+        return StreamingHttpResponse(body, content_type="text/event-stream", headers=STREAM_HEADERS)
+    answer = pending.result()  # a failure here is still an HTTP error with its own status
+    headers = {**STREAM_HEADERS, **conversation_header(answer)}
+    return StreamingHttpResponse(render.sse_stream(answer, chat), content_type="text/event-stream", headers=headers)
+
+
+def conversation_header(answer: Answer) -> dict[str, str]:
+    return {"X-Conversation-Id": answer.conversation_id} if answer.conversation_id else {}
 
 
 async def _models(caller: Caller) -> list[str]:

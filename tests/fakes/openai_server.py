@@ -83,6 +83,9 @@ def make_app(server_ref: list[OpenAIFake] | None = None, delay: float = 0.0) -> 
             server_ref[0].calls[key] += 1
             server_ref[0].requests.append(body)
         model = body.get("model", "fake-model")
+        if key.startswith("sk-late-"):  # a slow start (1 s before any byte), then the scenario that follows
+            await asyncio.sleep(1.0)
+            key = "sk-" + key.removeprefix("sk-late-")
         if key.startswith("sk-401"):
             return _error(401, "Incorrect API key provided.", "invalid_api_key")
         if key.startswith("sk-429"):
