@@ -81,6 +81,10 @@ UPSTREAM_CONNECT_TIMEOUT: float = _read("float", "UPSTREAM_CONNECT_TIMEOUT", 10.
 UPSTREAM_READ_TIMEOUT: float = _read("float", "UPSTREAM_READ_TIMEOUT", 120.0)
 UPSTREAM_MAX_CLIENTS: int = _read("int", "UPSTREAM_MAX_CLIENTS", 1024)
 DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60)
+# Transient failures (403, 5xx, timeouts, empty answers) cool a credential only when this many fall
+# within the window; a single one just moves the request on.
+FAILURE_THRESHOLD: int = _read("int", "FAILURE_THRESHOLD", 3)
+FAILURE_WINDOW_SECONDS: float = _read("float", "FAILURE_WINDOW_SECONDS", 60.0)
 # Pause before a stream that is still being prepared gets its first `: keep-alive` comment (and between them).
 KEEPALIVE_SECONDS: float = _read("float", "KEEPALIVE_SECONDS", 5.0)
 POOL_RELOAD_SECONDS: float = _read("float", "POOL_RELOAD_SECONDS", 0.5)

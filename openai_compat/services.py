@@ -79,6 +79,8 @@ class Answer:
             pool.record_use(self.cred, self.model, self.failed, self.usage)
             if lease is not None:
                 await pool.release(lease)
+                if self.cred.half_open and not self.failed:
+                    await pool.recovered(self.cred)
 
 
 async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
@@ -174,6 +176,8 @@ async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> N
         await pool.disable(cred, status, err.message)
     elif err.action == Action.INVALID:
         await pool.disable(cred, Status.INVALID, err.message)
+    elif err.action == Action.NEXT:
+        await pool.failed_transiently(cred, err.message)
 
 
 def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> APIError:

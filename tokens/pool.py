@@ -51,6 +51,7 @@ class PooledCredential:
     max_concurrency: int = 0
     expires_at: float | None = None  # of the access token, when known
     needs_refresh: bool = False
+    half_open: bool = False  # back from a cooldown: one request at a time until one succeeds
 
     def __str__(self) -> str:
         return f"#{self.id} {self.kind} {mask(self.api_key or self.access_token or self.refresh_token)}"
@@ -69,7 +70,13 @@ class PooledCredential:
             max_concurrency=cred.max_concurrency,
             expires_at=cred.access_token_expires_at.timestamp() if cred.access_token_expires_at else None,
             needs_refresh=cred.status == Status.NEEDS_REFRESH,
+            half_open=cred.status == Status.COOLING,
         )
+
+    @property
+    def limit(self) -> int:
+        """Concurrent requests allowed now: a half-open credential takes a single probe."""
+        return 1 if self.half_open else self.max_concurrency
 
     def stale(self, now: float) -> bool:
         """Its access token must be refreshed before use (and can be: it has a RefreshToken)."""
@@ -172,7 +179,7 @@ class CredentialPool:
         """
         excluded = set(exclude)
         serving = {c.id: c for c in self._snap.credentials if serves(c)}
-        candidates = [Candidate(c.id, c.max_concurrency, c.id in excluded) for c in serving.values()]
+        candidates = [Candidate(c.id, c.limit, c.id in excluded) for c in serving.values()]
         if affinity:
             lease = await self._pick_sticky(candidates, model, affinity)
             if lease is not None:
@@ -235,6 +242,18 @@ class CredentialPool:
         until = time.time() + seconds
         await self.state.cool_down(cred.id, model or ANY_MODEL, until)
         await _db(services.mark_cooling, cred.id, until, model, reason)
+
+    async def failed_transiently(self, cred: PooledCredential, reason: str) -> None:
+        """Several transient failures within `FAILURE_WINDOW_SECONDS` cool the credential; one does not."""
+        window = settings.FAILURE_WINDOW_SECONDS
+        count = await self.state.note_failure(cred.id, time.time(), window)
+        if count >= settings.FAILURE_THRESHOLD:
+            why = f"{count} failures within {window:g} s; last: {reason}"
+            await self.cool_down(cred, settings.DEFAULT_COOLDOWN_SECONDS, None, why)
+
+    async def recovered(self, cred: PooledCredential) -> None:
+        """A half-open credential answered: back to full service (on every node after the reload)."""
+        await _db(services.mark_recovered, cred.id)
 
     async def disable(self, cred: PooledCredential, status: str, reason: str) -> None:
         """Drop `cred` from this snapshot now and record why; other processes follow on reload."""

@@ -56,6 +56,20 @@ def mark_cooling(cred_id: int, until: float, model: str | None, reason: str) -> 
         cred.save(update_fields=["model_cooldowns", "cooldown_until", "status", "last_error", "updated_at"])
 
 
+def mark_recovered(cred_id: int) -> None:
+    """Cooling → active once no cooldown of the credential is still running."""
+    now = timezone.now()
+    cred = Credential.objects.filter(pk=cred_id, status=Status.COOLING).first()
+    if cred is None:
+        return
+    live = {m: t for m, t in cred.model_cooldowns.items() if datetime.fromisoformat(t) > now}
+    if live or (cred.cooldown_until and cred.cooldown_until > now):
+        return
+    Credential.objects.filter(pk=cred_id, status=Status.COOLING).update(
+        status=Status.ACTIVE, cooldown_until=None, model_cooldowns={}, updated_at=now
+    )
+
+
 def mark_status(cred_id: int, status: str, reason: str) -> None:
     Credential.objects.filter(pk=cred_id).update(status=status, last_error=reason, updated_at=timezone.now())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,10 @@ class PoolState(ABC):
     @abstractmethod
     async def in_flight(self, cred_id: int, now: float) -> int: ...
 
+    @abstractmethod
+    async def note_failure(self, cred_id: int, now: float, window: float) -> int:
+        """Record a transient failure; how many `cred_id` had within the last `window` seconds."""
+
 
 def choose(ready: Sequence[int], cursor: int, point: float | None) -> int:
     """`ready[(cursor - 1) % n]` for round-robin, the same rule as the Lua script's."""
@@ -75,6 +80,7 @@ class LocalState(PoolState):
         self._cursor = 0
         self._cooldowns: dict[int, dict[str, float]] = {}
         self._leases: dict[int, dict[str, float]] = {}
+        self._failures: dict[int, list[float]] = {}
 
     async def acquire(
         self, candidates: Sequence[Candidate], model: str, lease: str, now: float, ttl: float, point: float | None
@@ -118,6 +124,11 @@ class LocalState(PoolState):
 
     async def in_flight(self, cred_id: int, now: float) -> int:
         return self._live_leases(cred_id, now)
+
+    async def note_failure(self, cred_id: int, now: float, window: float) -> int:
+        recent = [t for t in self._failures.get(cred_id, []) if t > now - window] + [now]
+        self._failures[cred_id] = recent
+        return len(recent)
 
 
 # KEYS: the cursor, then (cooldowns hash, leases sorted set) per candidate.
@@ -217,6 +228,14 @@ class RedisState(PoolState):
     async def in_flight(self, cred_id: int, now: float) -> int:
         client, _ = self._client()
         return await client.zcount(self._leases(cred_id), f"({now}", "+inf")
+
+    async def note_failure(self, cred_id: int, now: float, window: float) -> int:
+        client, _ = self._client()
+        key = f"{self._prefix}fail:{cred_id}"
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now - window).zadd(key, {uuid.uuid4().hex: now})
+            _, _, count, _ = await pipe.zcard(key).expire(key, math.ceil(window)).execute()
+        return count
 
     async def close(self) -> None:
         """Close this event loop's connections (tests open a loop per test)."""

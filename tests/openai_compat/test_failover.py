@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
 import openai
 import pytest
+from django.utils import timezone
 
 from tests.factories import openai_key
 from tests.gateway import settle
@@ -25,8 +29,10 @@ def test_two_failing_of_three_twenty_requests_all_succeed(gateway, fake_openai):
     for i in range(20):
         stream = i % 2 == 0
         reply = client(gateway).chat.completions.create(model="fake-model", messages=MESSAGES, stream=stream)
-        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else (
-            reply.choices[0].message.content
+        text = (
+            "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+            if stream
+            else (reply.choices[0].message.content)
         )
         assert text.startswith("Hello from the fake upstream")
     bad_auth.refresh_from_db()
@@ -50,7 +56,34 @@ def test_transient_failures_move_on(gateway, fake_openai, key):
     for _ in range(4):
         reply = client(gateway).chat.completions.create(model="fake-model", messages=MESSAGES)
         assert reply.choices[0].message.content.startswith("Hello")
-    assert Credential.objects.get(pk=flaky.pk).status == Status.ACTIVE
+    # one failure moves on; only FAILURE_THRESHOLD (3) of them within the window cool the credential
+    expected = Status.COOLING if fake_openai.calls[key] >= 3 else Status.ACTIVE
+    assert Credential.objects.get(pk=flaky.pk).status == expected
+
+
+def test_repeated_transient_failures_cool_then_half_open_probe(gateway, fake_openai):
+    flaky = openai_key(fake_openai.url + "/v1", "sk-500-thrice")
+    settle()
+    for _ in range(4):
+        with pytest.raises(openai.APIStatusError):
+            client(gateway).chat.completions.create(model="fake-model", messages=MESSAGES)
+    assert fake_openai.calls["sk-500-thrice"] == 3  # the third failure cooled it: the fourth was refused locally
+    flaky.refresh_from_db()
+    assert flaky.status == Status.COOLING and "3 failures" in flaky.last_error
+
+    # a cooldown that has ended leaves the credential half-open: one probe at a time until one succeeds
+    probe = openai_key(fake_openai.url + "/v1", "sk-slow-probe")
+    Credential.objects.filter(pk=probe.pk).update(
+        status=Status.COOLING, cooldown_until=timezone.now() - timedelta(seconds=1), updated_at=timezone.now()
+    )
+    settle()
+    with ThreadPoolExecutor(2) as pool:
+        list(
+            pool.map(lambda _: client(gateway).chat.completions.create(model="fake-model", messages=MESSAGES), range(2))
+        )
+    assert fake_openai.peak["sk-slow-probe"] == 1
+    probe.refresh_from_db()
+    assert probe.status == Status.ACTIVE
 
 
 def test_all_failing_gives_502_with_reason(gateway, fake_openai):
