@@ -18,12 +18,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.text import Truncator
 
 from tokens import operations
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
 from tokens.models import Credential, mask
+from tokens.services import ANY_MODEL, cooldowns_of
 from tokens.probe import probe
 from tokens.refreshing import refresh_credential
 
@@ -43,7 +45,7 @@ def redact(text: str, cred: Credential) -> str:
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
     list_display = (
-        *("id", "kind", "secret", "account_id", "base_url", "status", "short_error", "cooldown_until"),
+        *("id", "kind", "secret", "account_id", "base_url", "status", "short_error", "next_retry"),
         *("request_count", "error_count", "last_used_at"),
     )
     list_display_links = ("id", "secret")
@@ -62,6 +64,16 @@ class CredentialAdmin(admin.ModelAdmin):
     @admin.display(description="secret")
     def secret(self, obj: Credential) -> str:
         return obj.secret_masked
+
+    @admin.display(description="next retry")
+    def next_retry(self, obj: Credential) -> str:
+        """When a cooling credential is tried again: for all models, or per model when the cap was per model."""
+        cooldowns = cooldowns_of(obj)
+        now = timezone.now().timestamp()
+        live = {model: until for model, until in cooldowns.items() if until > now}
+        return ", ".join(
+            f"{'all' if model == ANY_MODEL else model} in {int(until - now)} s" for model, until in sorted(live.items())
+        )
 
     @admin.display(description="last error")
     def short_error(self, obj: Credential) -> str:
