@@ -85,6 +85,8 @@ DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60)
 # within the window; a single one just moves the request on.
 FAILURE_THRESHOLD: int = _read("int", "FAILURE_THRESHOLD", 3)
 FAILURE_WINDOW_SECONDS: float = _read("float", "FAILURE_WINDOW_SECONDS", 60.0)
+# Put reasoning into `content` as <think>…</think> instead of the `reasoning_content` field.
+REASONING_INLINE: bool = _read("bool", "REASONING_INLINE", False)
 # Pause before a stream that is still being prepared gets its first `: keep-alive` comment (and between them).
 KEEPALIVE_SECONDS: float = _read("float", "KEEPALIVE_SECONDS", 5.0)
 POOL_RELOAD_SECONDS: float = _read("float", "POOL_RELOAD_SECONDS", 0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,25 @@ from openai_compat.usage import estimate_usage
 
 def new_id() -> str:
     return "chatcmpl-" + uuid.uuid4().hex
+
+
+async def deltas(answer: Answer) -> AsyncIterator[Delta]:
+    """The answer's deltas; with `REASONING_INLINE`, reasoning moves into `content` as `<think>…</think>`
+    for clients that cannot show a `reasoning_content` field."""
+    if not settings.REASONING_INLINE:
+        async for delta in answer:
+            yield delta
+        return
+    thinking = False
+    async for delta in answer:
+        prefix = ""
+        if delta.reasoning and not thinking:
+            prefix, thinking = "<think>\n", True
+        if thinking and (delta.content or delta.finish_reason):
+            prefix, thinking = prefix + delta.reasoning + "\n</think>\n\n", False
+            yield replace(delta, reasoning="", content=prefix + delta.content)
+            continue
+        yield replace(delta, reasoning="", content=prefix + delta.reasoning + delta.content)
 
 
 def _delta_body(delta: Delta) -> dict[str, Any]:
@@ -38,7 +58,7 @@ async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[byte
     cid, created, model = new_id(), int(time.time()), request.model
     role_sent, finish, usage, text = False, "stop", None, []
     try:
-        async for delta in answer:
+        async for delta in deltas(answer):
             usage = delta.usage or usage
             finish = delta.finish_reason or finish
             body = _delta_body(delta)
@@ -84,7 +104,7 @@ async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
     """Collect the same stream into one `chat.completion`."""
     content, reasoning, calls, finish, usage = [], [], {}, "stop", None
     try:
-        async for delta in answer:
+        async for delta in deltas(answer):
             content.append(delta.content)
             reasoning.append(delta.reasoning)
             for call in delta.tool_calls or ():
