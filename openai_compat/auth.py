@@ -42,6 +42,7 @@ def caller_from(request: HttpRequest) -> Caller:
 
 def cors_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     response["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
+    response["Access-Control-Expose-Headers"] = "X-Conversation-Id, Retry-After"
     response["Vary"] = "Origin"
     return response
 

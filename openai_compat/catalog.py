@@ -6,12 +6,15 @@ fallback slug for names the table does not know).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import cache
 
 from django.conf import settings
 
 DEFAULT_SLUG = "text-davinci-002-render-sha"  # the seed's default ("gpt-3.5")
+GIZMO_SLUG = "gpt-4o"  # the model GPTs run on
+GIZMO = re.compile(r"(?:gpt-4-gizmo-)?(g-[A-Za-z0-9][A-Za-z0-9_-]*)")
 
 CHATGPT_MODELS: dict[str, str] = {
     "gpt-3.5-turbo": DEFAULT_SLUG,
@@ -48,17 +51,25 @@ def chatgpt_slug(model: str) -> str | None:
     """The upstream slug for `model`, or None when a ChatGPT account cannot serve it.
 
     Exact names win; a dated or suffixed name (`gpt-4o-2024-08-06`) takes its longest known prefix;
-    other `gpt-3.5…` names fall back to the seed's default.
+    other `gpt-3.5…` names fall back to the seed's default; a GPT (`gpt-4-gizmo-g-…`, `g-…`) runs on gpt-4o.
     """
     table = _table()
     if model in table:
         return table[model]
+    if gizmo_id(model):
+        return GIZMO_SLUG
     prefixes = [name for name in table if model.startswith(name + "-")]
     if prefixes:
         return table[max(prefixes, key=len)]
     if model.startswith("gpt-3.5"):
         return DEFAULT_SLUG
     return table.get("*")
+
+
+def gizmo_id(model: str) -> str | None:
+    """The GPT id (`g-…`) a model name asks for, or None for an ordinary model."""
+    match = GIZMO.fullmatch(model)
+    return match.group(1) if match else None
 
 
 def chatgpt_model_names() -> list[str]:

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.urls import path
 
-from openai_compat import views
+from openai_compat import files, views
 
 urlpatterns = [
     path("chat/completions", views.chat_completions),
     path("models", views.list_models),
     path("models/<path:model>", views.retrieve_model),
+    path("files/<str:token>", files.download, name="file_link"),
 ]

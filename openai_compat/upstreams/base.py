@@ -26,6 +26,7 @@ class Delta:
     tool_calls: list[dict[str, Any]] | None = None
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
+    conversation_id: str = ""  # the upstream thread, announced before the first output when history is kept
 
     @property
     def has_output(self) -> bool:

@@ -4,15 +4,30 @@ Feed `ChatGPTStream.feed` the payload of each SSE `data:` line; it returns the `
 produces. Legacy frames carry whole message snapshots (cumulative text); delta encoding "v1" carries
 JSON-pointer operations on one root document per channel. Either way the parser keeps the current
 messages and emits only what each visible message gained since the last payload.
+
+Generated images, code-interpreter files (`sandbox:` links) and citations become Markdown; where a file
+link points is up to the `link` callback (the adapter signs a gateway URL), so the parser stays pure.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from openai_compat.upstreams.base import Delta
+from openai_compat.upstreams.chatgpt_markdown import (
+    NO_LINK,
+    SANDBOX,
+    Asset,
+    alt_text,
+    asset_of,
+    cite,
+    has_images,
+    hold_back,
+)
 
 DONE = "[DONE]"
 REASONING_TOOL = "a8km123"  # the tool name under which o1-era models streamed their visible reasoning
@@ -26,15 +41,27 @@ class StreamError(Exception):
 
 
 class ChatGPTStream:
-    def __init__(self) -> None:
+    def __init__(self, link: Callable[[Asset], str] | None = None) -> None:
         self.encoding = "legacy"
         self.roots: dict[Any, Any] = {}  # v1: the document of each channel
         self.done = False
         self.blocked = False  # a moderation event blocked the answer
         self.finish: str | None = None  # set once the final assistant message has finished
+        self.conversation_id = ""
+        self.message_id = ""  # the last assistant message: the parent of an `action: continue`
+        self.link = link or (lambda asset: "")
+        self._links: dict[Asset, str] = {}  # one URL per file, so re-rendered text stays the same
         self._last: dict[str, Any] = {"p": "", "o": "add", "c": 0}  # v1 carry-forward of p, o and c
         self._sent: dict[str, str] = {}  # message id → the text already emitted for it
         self._latest: dict[str, str] = {}  # "content" / "reasoning" → id of the last message that emitted it
+        self._glue: str | None = None  # after `resume`: the text the continued answer picks up from
+
+    def resume(self) -> None:
+        """Read the stream of an `action: continue`: its text is glued to the answer so far."""
+        self.done, self.finish, self.roots = False, None, {}
+        self._last = {"p": "", "o": "add", "c": 0}
+        last = self._latest.get("content")
+        self._glue = self._sent.pop(last, "") if last else None
 
     def feed(self, payload: bytes | str | dict[str, Any]) -> list[Delta]:
         doc = decode(payload)
@@ -78,33 +105,80 @@ class ChatGPTStream:
     def _snapshot(self, root: dict[str, Any], fallback_id: str) -> list[Delta]:
         if root.get("error"):
             raise StreamError(error_text(root["error"]))
+        self._note_conversation(root)
         message = root.get("message")
         return self._observe(message, fallback_id) if isinstance(message, dict) else []
 
+    def _note_conversation(self, doc: dict[str, Any]) -> None:
+        if isinstance(doc.get("conversation_id"), str) and doc["conversation_id"]:
+            self.conversation_id = doc["conversation_id"]
+
     def _side_event(self, doc: dict[str, Any]) -> list[Delta]:
+        self._note_conversation(doc)
         verdict = doc.get("moderation_response")
         if doc["type"] == "moderation" and isinstance(verdict, dict) and verdict.get("blocked"):
             self.blocked = True
         return []
 
     def _observe(self, message: dict[str, Any], fallback_id: str) -> list[Delta]:
+        message_id = str(message.get("id") or fallback_id)
+        if (message.get("author") or {}).get("role") == "assistant" and message.get("id"):
+            self.message_id = message_id
         if is_final(message):
             self.finish = "length" if finish_type(message) == "max_tokens" else "stop"
         kind = kind_of(message)
-        if kind is None or (self.blocked and kind == "content"):
+        if kind is None or (self.blocked and kind != "reasoning"):
             return []
-        return self._increment(str(message.get("id") or fallback_id), kind, text_of_message(message))
+        if kind == "reasoning":
+            return self._increment(message_id, kind, text_of_message(message))
+        text = self._media(message, message_id) if kind == "media" else self._render(message, message_id)
+        return self._increment(message_id, "content", text)
 
     def _increment(self, message_id: str, kind: str, text: str) -> list[Delta]:
         sent = self._sent.get(message_id, "")
+        glued = kind == "content" and self._glue is not None and not sent
+        if glued and self._glue and text.startswith(self._glue):
+            sent = self._glue  # the continuation repeats the text so far: only what follows is new
         self._sent[message_id] = text
         if not text.startswith(sent) or text == sent:
             return []  # nothing new, or rewritten: what was sent cannot be taken back
         piece = text[len(sent) :]
-        if not sent and self._latest.get(kind, message_id) != message_id:
+        if not sent and not glued and self._latest.get(kind, message_id) != message_id:
             piece = SEPARATOR + piece
         self._latest[kind] = message_id
+        if glued:
+            self._glue = None
         return [Delta(content=piece) if kind == "content" else Delta(reasoning=piece)]
+
+    # --- Text with links ----------------------------------------------------------------------------
+    def _asset_url(self, asset: Asset) -> str:
+        if asset not in self._links:
+            self._links[asset] = self.link(asset)
+        return self._links[asset]
+
+    def _render(self, message: dict[str, Any], message_id: str) -> str:
+        """The message's text with citations and `sandbox:` links made Markdown; unfinished links held back."""
+        text = cite(text_of_message(message), (message.get("metadata") or {}))
+
+        def sandbox(match: re.Match[str]) -> str:
+            url = self._asset_url(Asset("sandbox", match.group(1), self.conversation_id, message_id))
+            return f"({url})" if url else match.group(0)
+
+        text = SANDBOX.sub(sandbox, text)
+        return hold_back(text) if message.get("status") == "in_progress" else text
+
+    def _media(self, message: dict[str, Any], message_id: str) -> str:
+        """Images as Markdown once the message is finished (in-progress snapshots are partial renders)."""
+        if message.get("status") == "in_progress":
+            return ""
+        pieces = []
+        for part in (message.get("content") or {}).get("parts") or ():
+            if isinstance(part, str):
+                pieces.append(part)
+            elif isinstance(part, dict) and (asset := asset_of(part, self.conversation_id, message_id)):
+                url = self._asset_url(asset)
+                pieces.append(f"![{alt_text(part, message)}]({url})" if url else NO_LINK)
+        return SEPARATOR.join(p for p in pieces if p)
 
 
 def decode(payload: bytes | str | dict[str, Any]) -> Any:
@@ -136,12 +210,16 @@ def error_text(error: Any) -> str:
 
 # --- What a message means -------------------------------------------------------------------------
 def kind_of(message: dict[str, Any]) -> str | None:
-    """`content` for visible answer text, `reasoning` for visible thinking, None for anything else."""
+    """`content` for visible answer text, `reasoning` for visible thinking, `media` for generated images,
+    None for anything else."""
     metadata = message.get("metadata") or {}
     if message.get("recipient", "all") != "all" or metadata.get("is_visually_hidden_from_conversation"):
         return None  # a tool call (code, image prompt, browsing command) or a hidden context message
     author = message.get("author") or {}
-    content_type = (message.get("content") or {}).get("content_type")
+    content = message.get("content") or {}
+    content_type = content.get("content_type")
+    if author.get("role") in ("tool", "assistant") and has_images(content):
+        return "media"
     if author.get("role") == "tool":
         return "reasoning" if author.get("name") == REASONING_TOOL and content_type == "text" else None
     if author.get("role") != "assistant":

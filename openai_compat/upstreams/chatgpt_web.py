@@ -1,7 +1,8 @@
-"""Adapter for the ChatGPT web backend: the sentinel check, one conversation request, the answer parsed.
+"""Adapter for the ChatGPT web backend: the sentinel check, the conversation request, the answer parsed.
 
 Challenges (proof-of-work, Turnstile, Arkose, a forced login) are never solved: the credential fails with
-`upstream_challenge_required` and the pipeline moves on to the next one.
+`upstream_challenge_required` and the pipeline moves on to the next one. An answer cut at the token limit
+is continued (`action: continue`) up to `MAX_CONTINUES` times, so the client reads one whole answer.
 """
 
 from __future__ import annotations
@@ -9,18 +10,31 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 from curl_cffi.requests import Response
+from curl_cffi.requests.exceptions import RequestException, Timeout
 from django.conf import settings
 
-from openai_compat.schema import ChatRequest, text_of
+from openai_compat import catalog
+from openai_compat.http import proxy_for, session_for
+from openai_compat.schema import ChatRequest
+from openai_compat.upstreams import chatgpt_files
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
+from openai_compat.upstreams.chatgpt_files import Prepared
 from openai_compat.upstreams.chatgpt_stream import ChatGPTStream, StreamError
-from openai_compat.upstreams.transport import error_text, open_stream, retry_after, scrub, sse_data
+from openai_compat.upstreams.transport import (
+    close_stream,
+    error_text,
+    open_stream,
+    retry_after,
+    scrub,
+    sse_data,
+    transport_reason,
+)
 from tokens.pool import PooledCredential
 
 DEVICE_NAMESPACE = uuid.UUID("5f1d8c1e-3c56-4f0e-9a43-6d2b7c0f4a11")
@@ -32,20 +46,77 @@ DETERMINISTIC = {400, 404, 413, 422}
 
 class ChatGPTWeb:
     async def stream(self, cred: PooledCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
-        api = api_root(cred)
-        headers = request_headers(cred)
-        if not settings.CONVERSATION_ONLY:
-            headers["openai-sentinel-chat-requirements-token"] = await chat_requirements(api, cred, headers)
-        headers["accept"] = "text/event-stream"
-        response = await open_stream(f"{api}/conversation", cred, headers, conversation_body(request, slug))
-        try:
-            # A 200 that is not an event stream (a 2024 WebSocket handoff, say) is a failure too.
-            if response.status_code != 200 or not is_event_stream(response):
-                raise failure(response.status_code, await response.acontent(), response.headers, cred)
-            async for delta in answer(response, cred):
+        prepared = await chatgpt_files.prepare(request.messages)  # a refused file fails before any upstream call
+        backend = Backend.of(cred)
+        body = conversation_body(request, slug, await messages_of(backend, prepared))
+        parser = ChatGPTStream(link=partial(chatgpt_files.file_link, cred, chatgpt_files.link_origin.get()))
+        for continues in range(settings.MAX_CONTINUES + 1):
+            async for delta in turn(backend, body, parser):
+                if delta.finish_reason == "length" and continues < settings.MAX_CONTINUES and can_continue(parser):
+                    continue  # held back: the continuation decides how the answer ends
                 yield delta
-        finally:
-            await response.aclose()
+            if parser.finish != "length" or not can_continue(parser):
+                return
+            body = continue_body(body, parser)
+            parser.resume()
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One credential's view of the backend API: its root URL and the headers every call carries."""
+
+    cred: PooledCredential
+    api: str
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, cred: PooledCredential) -> Backend:
+        return cls(cred, api_root(cred), request_headers(cred))
+
+    async def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One JSON call; an HTTP error becomes the `UpstreamError` it means for the credential."""
+        url = self.api + path
+        data = orjson.dumps(body) if body is not None else None
+        try:
+            response = await session_for(url, proxy_for(self.cred.id)).request(
+                method, url, data=data, headers=self.headers
+            )
+        except RequestException as exc:
+            raise UpstreamError(transport_reason(exc), status=504 if isinstance(exc, Timeout) else 502) from None
+        if response.status_code != 200:
+            raise failure(response.status_code, response.content, response.headers, self.cred)
+        doc = json_doc(response.content)
+        if not isinstance(doc, dict):
+            raise UpstreamError(f"ChatGPT answered {path.split('?')[0]} with something other than a JSON object.")
+        return doc
+
+
+async def turn(backend: Backend, body: dict[str, Any], parser: ChatGPTStream) -> AsyncIterator[Delta]:
+    """One conversation request (after its sentinel check) read into `parser`."""
+    headers = dict(backend.headers)
+    if not settings.CONVERSATION_ONLY:
+        headers["openai-sentinel-chat-requirements-token"] = await chat_requirements(backend.api, backend.cred, headers)
+    headers["accept"] = "text/event-stream"
+    response = await open_stream(f"{backend.api}/conversation", backend.cred, headers, body)
+    try:
+        # A 200 that is not an event stream (a 2024 WebSocket handoff, say) is a failure too.
+        if response.status_code != 200 or not is_event_stream(response):
+            raise failure(response.status_code, await response.acontent(), response.headers, backend.cred)
+        async for delta in answer(response, backend.cred, parser):
+            yield delta
+    finally:
+        await close_stream(response)
+
+
+def can_continue(parser: ChatGPTStream) -> bool:
+    return bool(parser.conversation_id and parser.message_id and not parser.blocked)
+
+
+def continue_body(body: dict[str, Any], parser: ChatGPTStream) -> dict[str, Any]:
+    """`action: continue` under the cut answer, in its conversation; no messages (protocol §3.4)."""
+    rest = {k: v for k, v in body.items() if k != "messages"}
+    thread = {"conversation_id": parser.conversation_id, "parent_message_id": parser.message_id}
+    return {**rest, "action": "continue", **thread}
 
 
 def is_event_stream(response: Response) -> bool:
@@ -86,7 +157,7 @@ async def chat_requirements(api: str, cred: PooledCredential, headers: dict[str,
     try:
         raw = await response.acontent()
     finally:
-        await response.aclose()
+        await close_stream(response)
     if response.status_code != 200:
         raise failure(response.status_code, raw, response.headers, cred)
     try:
@@ -116,20 +187,23 @@ def required_challenge(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def conversation_body(request: ChatRequest, slug: str) -> dict[str, Any]:
+def conversation_body(request: ChatRequest, slug: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
     """A new thread replaying the whole OpenAI history, as c2a does (protocol §3.4)."""
+    gizmo = catalog.gizmo_id(request.model)
+    mode = {"kind": "gizmo_interaction", "gizmo_id": gizmo} if gizmo else {"kind": "primary_assistant"}
     return {
         "action": "next",
-        "messages": [chatgpt_message(m) for m in request.messages],
+        "messages": messages,
         "parent_message_id": str(uuid.uuid4()),
         "model": slug,
-        "conversation_mode": {"kind": "primary_assistant"},
+        "conversation_mode": mode,
         "history_and_training_disabled": settings.HISTORY_DISABLED,
         "force_use_sse": True,
         "supported_encodings": ["v1"],
         "system_hints": [],
         "websocket_request_id": str(uuid.uuid4()),
-        **timezone_fields(),
+        "timezone": settings.TIME_ZONE,
+        "timezone_offset_min": chatgpt_files.timezone_offset_min(),
         "conversation_origin": None,
         "force_paragen": False,
         "force_rate_limit": False,
@@ -138,27 +212,27 @@ def conversation_body(request: ChatRequest, slug: str) -> dict[str, Any]:
     }
 
 
-def chatgpt_message(message: dict[str, Any]) -> dict[str, Any]:
-    role = ROLES.get(message["role"], message["role"])
-    return {
-        "id": str(uuid.uuid4()),
-        "author": {"role": role},
-        "content": {"content_type": "text", "parts": [text_of(message.get("content"))]},
-        "metadata": {},
-    }
+async def messages_of(backend: Backend, prepared: list[Prepared]) -> list[dict[str, Any]]:
+    """The ChatGPT messages, each file uploaded with this credential and attached."""
+    messages = []
+    for message in prepared:
+        files = [(blob, await chatgpt_files.upload(backend, blob)) for blob in message.blobs]
+        content, metadata = chatgpt_files.content_of(message.text, files)
+        role = ROLES.get(message.role, message.role)
+        messages.append({"id": str(uuid.uuid4()), "author": {"role": role}, "content": content, "metadata": metadata})
+    return messages
 
 
-def timezone_fields() -> dict[str, Any]:
-    offset = datetime.now(ZoneInfo(settings.TIME_ZONE)).utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset else 0
-    return {"timezone": settings.TIME_ZONE, "timezone_offset_min": -minutes}  # the sign of JS getTimezoneOffset
-
-
-async def answer(response: Response, cred: PooledCredential) -> AsyncIterator[Delta]:
-    parser = ChatGPTStream()
+async def answer(response: Response, cred: PooledCredential, parser: ChatGPTStream) -> AsyncIterator[Delta]:
+    """The parsed answer; the conversation id first, when history is kept, for the `X-Conversation-Id` header."""
+    announce = not settings.HISTORY_DISABLED and not parser.conversation_id
     try:
         async for data in sse_data(response):
-            for delta in parser.feed(data):
+            deltas = parser.feed(data)
+            if announce and parser.conversation_id:
+                announce = False
+                yield Delta(conversation_id=parser.conversation_id)
+            for delta in deltas:
                 yield delta
             if parser.done:
                 return
@@ -208,8 +282,12 @@ def rate_limited(raw: bytes, headers: Any, reason: str) -> UpstreamError:
 
 
 def error_detail(raw: bytes) -> Any:
+    doc = json_doc(raw)
+    return doc.get("detail") if isinstance(doc, dict) else None
+
+
+def json_doc(raw: bytes) -> Any:
     try:
-        doc = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    return doc.get("detail") if isinstance(doc, dict) else None

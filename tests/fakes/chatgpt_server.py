@@ -8,9 +8,16 @@ sentinel demand a challenge; `drop…` cuts the connection mid-answer; `err…` 
 before any text; `empty…` finishes without a word.
 
 The last user message picks the answer: "reason" (o1-style `a8km123` reasoning), "think" (2025
-`thoughts` + `reasoning_recap`), "draw" (a DALL·E tool call, the image, a caption), "moderate" (blocked by
-moderation), "maxtokens" (finish_details max_tokens), "long" (one word every 20 ms), "capture" (replays the
-real v1 capture from tests/fixtures). Anything else gets `ANSWER`.
+`thoughts` + `reasoning_recap`), "draw" (a DALL·E tool call, the image, a caption), "imagegen" (4o image
+generation: a `sediment://` image with a partial render first), "sandbox" (code interpreter with a
+`sandbox:` link), "cite" (citations and content references), "moderate" (blocked by moderation),
+"maxtokens" (cut at max_tokens; `action: continue` finishes it), "endless" (cut every time), "long" (one
+word every 20 ms), "capture" (replays the real v1 capture from tests/fixtures). Anything else: `ANSWER`.
+
+Files: `POST /backend-api/files` hands out an upload URL on `localhost` (a different origin, like a blob
+store), `PUT` there stores the bytes (`uploads`), `…/uploaded` confirms, `GET /backend-api/files/{id}` is
+"pending" once before "success"; the three download endpoints answer with `download_url`s on `/blob/…`.
+`/public/…` serves files for clients to link to (`fox.png`, `notes.pdf`, `big.bin`, and `redirect?to=`).
 
 Requests with `supported_encodings: ["v1"]` get delta frames, others legacy frames; `force_legacy` on the
 server overrides that. `calls` counts conversation requests per access token; `requests` records every
@@ -22,7 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +46,12 @@ ANSWER = "Hello from the fake ChatGPT, one word at a time."
 REASONING = "**Checking arithmetic**\n\nThe user asks 6*7."
 THOUGHT = "The user wants a number; 6 times 7 is 42."
 CAPTION = "Here is your red fox."
+CUT, REST = "This answer was cut", " short, and here is the rest."
+SANDBOX_TEXT = "Done. [Download the table](sandbox:/mnt/data/table.csv) when you like."
+SANDBOX_FILE = b"n,square\n1,1\n2,4\n"
+CITED = "The sky is blue\u301011\u2020source\u3011 and grass is green \ue200cite\ue202turn0search0\ue201."
+SKY = {"url": "https://example.com/sky", "title": "Why the sky is blue"}
+GRASS_ALT = "([Plants](https://example.org/grass))"
 REASONED = "6 \u00d7 7 = 42."  # non-ASCII on purpose
 SENTINEL_TOKEN = "fake-req-token"
 CONVERSATION_ID = "c0ffee00-0000-4000-8000-000000000001"
@@ -44,7 +60,8 @@ CAPTURE = (
 )
 SCENARIOS = ("401", "403", "unusual", "429", "ratelimit", "413", "500", "pow", "turnstile", "arkose", "login")
 SCENARIOS += ("drop", "err", "empty")
-KEYWORDS = ("reason", "think", "draw", "moderate", "maxtokens", "long", "capture")
+KEYWORDS = ("reason", "think", "imagegen", "draw", "sandbox", "cite", "moderate", "maxtokens", "endless", "long")
+KEYWORDS += ("capture",)
 CLOUDFLARE_PAGE = (
     "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
     '<div class="cf-spinner-please-wait">Checking your browser</div>'
@@ -52,9 +69,29 @@ CLOUDFLARE_PAGE = (
 )
 TEXT_PATHS = {
     "text": "/message/content/parts/0",
+    "execution_output": "/message/content/text",
     "code": "/message/content/text",
     "thoughts": "/message/content/thoughts/0/content",
     "reasoning_recap": "/message/content/content",
+}
+
+
+def png(width: int, height: int) -> bytes:
+    """A real (grey) PNG of that size."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+DALLE_PNG, IMAGEGEN_PNG = png(4, 3), png(5, 2)
+PUBLIC = {
+    "fox.png": (png(3, 2), "image/png"),
+    "notes.pdf": (b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "application/pdf"),
+    "big.bin": (b"\0" * 300_000, "application/octet-stream"),
 }
 
 
@@ -62,10 +99,12 @@ class FakeChatGPT(FakeServer):
     def __init__(self, app: web.Application) -> None:
         super().__init__(app)
         self.force_legacy = False
+        self.uploads: dict[str, dict[str, Any]] = {}  # file id → name, use_case, bytes, PUT headers, polls
 
     def reset(self) -> None:
         super().reset()
         self.force_legacy = False
+        self.uploads.clear()
 
 
 @dataclass
@@ -82,11 +121,18 @@ class Msg:
     finish: str | None = None
     patch_style: bool = False  # stream text as `patch` ops, as the 2026 capture does
     metadata: dict[str, Any] = field(default_factory=dict)
+    mid: str = ""  # the message id; m<n> when empty
+    pointer: str = ""  # an image message's asset pointer
 
 
 def words(text: str) -> list[str]:
     parts = text.split(" ")
     return [w + " " for w in parts[:-1]] + [parts[-1]]
+
+
+def pieces(text: str, size: int = 5) -> list[str]:
+    """Small chunks that cut through links and citation marks, as real streams do."""
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def scenario_of(token: str) -> str:
@@ -114,16 +160,43 @@ def plan(keyword: str, scenario: str) -> list[Msg | dict]:
         return [thoughts, recap, _final("42.", channel="final")]
     if keyword == "draw":
         call = Msg("assistant", "code", ['{"prompt": "a red fox', ', watercolor"}'], recipient="dalle.text2im")
-        return [call, Msg("tool", "image", [], name="dalle.text2im"), _final(CAPTION)]
+        image = Msg("tool", "image", [], name="dalle.text2im", pointer="file-service://file-AbC123")
+        return [call, image, _final(CAPTION)]
+    if keyword == "imagegen":
+        call = Msg("assistant", "code", ['{"prompt": "a red fox"}'], recipient="t2uay3k.sj1i4kz")
+        meta = {"image_gen_title": "Red fox", "async_task_type": "image_gen"}
+        image = Msg("tool", "image", ["partial"], name="t2uay3k.sj1i4kz", pointer="sediment://file_00ab", metadata=meta)
+        return [call, image]
+    if keyword == "sandbox":
+        code = Msg("assistant", "code", ["import pandas"], recipient="python")
+        output = Msg("tool", "execution_output", ["saved"], name="python")
+        return [code, output, Msg("assistant", "text", pieces(SANDBOX_TEXT), end_turn=True, finish="stop", mid="a-sb")]
+    if keyword == "cite":
+        citation = {"start_ix": 15, "end_ix": 26, "citation_format_type": "tether_og", "metadata": SKY}
+        reference = {"matched_text": "\ue200cite\ue202turn0search0\ue201", "alt": GRASS_ALT, "items": []}
+        meta = {"citations": [citation], "content_references": [reference]}
+        return [Msg("assistant", "text", pieces(CITED, 3), end_turn=True, finish="stop", metadata=meta)]
     if keyword == "moderate":
         verdict = {"flagged": True, "blocked": True, "moderation_id": "modr-1"}
         event = {"type": "moderation", "moderation_response": verdict, "message_id": "m1", "is_completion": True}
         return [_final("Something the moderator will dislike."), event]
-    if keyword == "maxtokens":
-        return [Msg("assistant", "text", words("This answer was cut"), end_turn=False, finish="max_tokens")]
+    if keyword in ("maxtokens", "endless"):
+        return [cut(f"cut-{keyword}-1")]
     if keyword == "long":
         final.chunks = words(" ".join(["word"] * 30))
     return [final]
+
+
+def cut(mid: str, text: str = CUT) -> Msg:
+    return Msg("assistant", "text", words(text), end_turn=False, finish="max_tokens", mid=mid)
+
+
+def continued(parent: str) -> list[Msg | dict]:
+    """The turn that continues the cut message `parent`: cut again when endless, else the rest."""
+    keyword, n = parent.split("-")[1], int(parent.split("-")[2])
+    if keyword == "endless":
+        return [cut(f"cut-endless-{n + 1}", f", cut again ({n})")]
+    return [Msg("assistant", "text", words(REST), end_turn=True, finish="stop", metadata={"message_type": "continue"})]
 
 
 def _final(text: str, channel: str | None = None) -> Msg:
@@ -131,7 +204,7 @@ def _final(text: str, channel: str | None = None) -> Msg:
 
 
 # --- Message snapshots ----------------------------------------------------------------------------
-def content(kind: str, text: str) -> dict[str, Any]:
+def content(kind: str, text: str, pointer: str = "", done: bool = True) -> dict[str, Any]:
     if kind == "code":
         return {"content_type": "code", "language": "json", "text": text}
     if kind == "thoughts":
@@ -139,9 +212,13 @@ def content(kind: str, text: str) -> dict[str, Any]:
         return {"content_type": "thoughts", "thoughts": [thought], "source_analysis_msg_id": "x"}
     if kind == "reasoning_recap":
         return {"content_type": "reasoning_recap", "content": text}
-    if kind == "image":
-        pointer = {"content_type": "image_asset_pointer", "asset_pointer": "file-service://file-AbC123"}
-        return {"content_type": "multimodal_text", "parts": [{**pointer, "size_bytes": 3, "width": 1, "height": 1}]}
+    if kind == "execution_output":
+        return {"content_type": "execution_output", "text": text}
+    if kind == "image":  # while in progress, a partial render: generation.height below the final height
+        meta = {"dalle": {"gen_id": "g1", "prompt": "a red fox, watercolor" if "file-service" in pointer else ""}}
+        meta["generation"] = {"gen_id": "g1", "width": 1024, "height": 1024 if done else 256}
+        part = {"content_type": "image_asset_pointer", "asset_pointer": pointer, "size_bytes": 3, "metadata": meta}
+        return {"content_type": "multimodal_text", "parts": [{**part, "width": 1024, "height": 1024}]}
     return {"content_type": "text", "parts": [text]}
 
 
@@ -154,7 +231,7 @@ def message(msg: Msg, mid: str, text: str, done: bool, slug: str) -> dict[str, A
         "author": {"role": msg.role, "name": msg.name, "metadata": {}},
         "create_time": 1739594200.4,
         "update_time": None,
-        "content": content(msg.kind, text),
+        "content": content(msg.kind, text, msg.pointer, done or not msg.chunks),
         "status": "finished_successfully" if done or not msg.chunks else "in_progress",
         "end_turn": msg.end_turn if done else None,
         "weight": 0.0 if msg.name == "a8km123" else 1.0,
@@ -187,7 +264,7 @@ def legacy_frames(turn: list[Msg | dict], slug: str) -> Iterator[bytes]:
         if isinstance(item, dict):
             yield frame({**item, "conversation_id": CONVERSATION_ID})
             continue
-        text, mid = "", f"m{n}"
+        text, mid = "", item.mid or f"m{n}"
         yield frame(root(message(item, mid, "", False, slug)))
         for chunk in item.chunks:
             text += chunk
@@ -207,11 +284,11 @@ def v1_frames(turn: list[Msg | dict], slug: str) -> Iterator[bytes]:
 
 
 def v1_message(msg: Msg, n: int, slug: str) -> Iterator[bytes]:
-    start = root(message(msg, f"m{n}", "", False, slug))
+    start = root(message(msg, msg.mid or f"m{n}", "", False, slug))
     # The first root says p/o explicitly; later ones omit them, as recent captures do.
     yield frame({"p": "", "o": "add", "v": start, "c": n} if n == 0 else {"v": start, "c": n}, "delta")
     path = TEXT_PATHS.get(msg.kind, "")
-    for i, chunk in enumerate(msg.chunks):
+    for i, chunk in enumerate(msg.chunks if path else ()):
         if msg.patch_style:
             op = {"v": [{"p": path, "o": "append", "v": chunk}]}
             yield frame({"p": "", "o": "patch", **op} if i == 0 else op, "delta")
@@ -222,6 +299,8 @@ def v1_message(msg: Msg, n: int, slug: str) -> Iterator[bytes]:
 
 def closing_ops(msg: Msg) -> list[dict[str, Any]]:
     ops = [{"p": "/message/status", "o": "replace", "v": "finished_successfully"}]
+    if msg.kind == "image":
+        ops.append({"p": "/message/content", "o": "replace", "v": content("image", "", msg.pointer)})
     if msg.end_turn is not None:
         ops.append({"p": "/message/end_turn", "o": "replace", "v": msg.end_turn})
     if msg.finish:
@@ -279,7 +358,8 @@ def frames_for(body: dict[str, Any], scenario: str, v1: bool) -> Iterator[bytes]
         yield from ([frame("v1", "delta_encoding")] if v1 else [])
         yield frame(root(None, text))
     else:
-        turn = plan(keyword, scenario)
+        is_continue = body.get("action") == "continue"
+        turn = continued(body["parent_message_id"]) if is_continue else plan(keyword, scenario)
         yield from v1_frames(turn, slug) if v1 else legacy_frames(turn, slug)
         if not body.get("history_and_training_disabled"):
             yield frame({"type": "title_generation", "title": "Greeting", "conversation_id": CONVERSATION_ID})
@@ -314,18 +394,115 @@ def make_app(server_ref: list[FakeChatGPT] | None = None) -> web.Application:
             return error
         if scenario in ("pow", "turnstile", "arkose", "login"):
             return json_error(403, "Unusual activity has been detected from your device. Try again later.")
+        if body.get("action") == "continue" and not valid_continue(body):
+            return json_error(404, "Conversation not found")
         legacy = bool(server_ref and server_ref[0].force_legacy)
         entry["encoding"] = "v1" if "v1" in (body.get("supported_encodings") or []) and not legacy else "legacy"
         return await stream(request, list(frames_for(body, scenario, entry["encoding"] == "v1")), scenario, body)
 
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
     for base in ("/backend-api", "/backend-anon"):
         app.router.add_post(base + "/sentinel/chat-requirements", sentinel)
         app.router.add_post(base + "/conversation", conversation)
         app.router.add_get(base + "/models", models)
     app.router.add_get("/backend-api/accounts/check/v4-2023-04-27", accounts)
     app.router.add_get("/", home)
+    add_file_routes(app, server_ref, record)
     return app
+
+
+def valid_continue(body: dict[str, Any]) -> bool:
+    parent = str(body.get("parent_message_id") or "")
+    return body.get("conversation_id") == CONVERSATION_ID and parent.startswith("cut-") and "messages" not in body
+
+
+# --- Files ----------------------------------------------------------------------------------------
+def add_file_routes(app: web.Application, server_ref: list[FakeChatGPT] | None, record: Any) -> None:
+    numbers = itertools.count(1)
+
+    def uploads() -> dict[str, dict[str, Any]]:
+        return server_ref[0].uploads if server_ref else {}
+
+    def blob_url(request: web.Request, name: str) -> str:
+        return f"http://localhost:{request.url.port}/blob/{name}"
+
+    def authorized(request: web.Request) -> bool:
+        return request.headers.get("Authorization", "").startswith("Bearer ")
+
+    async def create(request: web.Request) -> web.Response:
+        body = await request.json()
+        record(request, body, "file-create")
+        file_id = f"file-{next(numbers)}"
+        uploads()[file_id] = {"name": body["file_name"], "use_case": body["use_case"], "size": body["file_size"]}
+        return web.json_response({"status": "success", "file_id": file_id, "upload_url": blob_url(request, file_id)})
+
+    async def put(request: web.Request) -> web.Response:
+        entry = uploads().get(request.match_info["name"])
+        if entry is None:
+            return web.Response(status=404)
+        entry |= {"data": await request.read(), "headers": {k.lower(): v for k, v in request.headers.items()}}
+        return web.Response(status=201)
+
+    async def uploaded(request: web.Request) -> web.Response:
+        record(request, await request.json(), "file-uploaded")
+        file_id = request.match_info["file_id"]
+        if "data" not in uploads().get(file_id, {}):
+            return json_error(404, "File not found")
+        return web.json_response({"status": "success", "download_url": blob_url(request, file_id)})
+
+    async def status(request: web.Request) -> web.Response:
+        record(request, None, "file-status")
+        entry = uploads().get(request.match_info["file_id"])
+        if entry is None:
+            return json_error(404, "File not found")
+        entry["polls"] = entry.get("polls", 0) + 1
+        indexed = "success" if entry["polls"] > 1 else "pending"
+        return web.json_response({"retrieval_index_status": indexed, "file_size_tokens": 12})
+
+    async def download(request: web.Request) -> web.Response:
+        record(request, dict(request.query), "download")
+        if not authorized(request):
+            return json_error(401, "Unauthorized")
+        info = request.match_info
+        if "sandbox_path" in request.query:
+            ok = request.query.get("message_id") == "a-sb" and request.query["sandbox_path"] == "/mnt/data/table.csv"
+            name, file_name = "table.csv", "table.csv"
+        else:
+            ok = info["file_id"] in ("file-AbC123", "file_00ab")
+            name, file_name = info["file_id"], "image.png"
+        if not ok or info.get("cid", CONVERSATION_ID) != CONVERSATION_ID:
+            return json_error(404, "File not found")
+        return web.json_response({"status": "success", "download_url": blob_url(request, name), "file_name": file_name})
+
+    async def blob(request: web.Request) -> web.Response:
+        record(request, None, "blob")
+        name = request.match_info["name"]
+        stored = {"file-AbC123": DALLE_PNG, "file_00ab": IMAGEGEN_PNG, "table.csv": SANDBOX_FILE}
+        if name in uploads() and "data" in uploads()[name]:
+            return web.Response(body=uploads()[name]["data"], content_type="application/octet-stream")
+        if name not in stored:
+            return web.Response(status=404)
+        return web.Response(body=stored[name], content_type="text/csv" if name.endswith(".csv") else "image/png")
+
+    async def public(request: web.Request) -> web.Response:
+        record(request, None, "public")
+        name = request.match_info["name"]
+        if name == "redirect":
+            raise web.HTTPFound(request.query.get("to", "/public/fox.png"))
+        if name not in PUBLIC:
+            return web.Response(status=404)
+        data, kind = PUBLIC[name]
+        return web.Response(body=data, content_type=kind)
+
+    app.router.add_post("/backend-api/files", create)
+    app.router.add_post("/backend-api/files/{file_id}/uploaded", uploaded)
+    app.router.add_get("/backend-api/files/{file_id}", status)
+    app.router.add_get("/backend-api/files/{file_id}/download", download)
+    app.router.add_get("/backend-api/conversation/{cid}/attachment/{file_id}/download", download)
+    app.router.add_get("/backend-api/conversation/{cid}/interpreter/download", download)
+    app.router.add_put("/blob/{name}", put)
+    app.router.add_get("/blob/{name}", blob)
+    app.router.add_get("/public/{name}", public)
 
 
 async def stream(request: web.Request, frames: list[bytes], scenario: str, body: dict) -> web.StreamResponse:

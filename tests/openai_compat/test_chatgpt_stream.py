@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from openai_compat.upstreams.base import Delta
+from openai_compat.upstreams.chatgpt_markdown import NO_LINK, Asset, cite, hold_back
 from openai_compat.upstreams.chatgpt_stream import ChatGPTStream, StreamError, apply_op
 from tests.fakes import chatgpt_server as fake
 
@@ -21,8 +22,8 @@ def data_lines(body: bytes) -> list[bytes]:
     return [line[5:] for line in body.splitlines() if line.startswith(b"data:")]
 
 
-def run(payloads: list[Any], end: bool = False) -> tuple[list[Delta], ChatGPTStream]:
-    parser = ChatGPTStream()
+def run(payloads: list[Any], end: bool = False, link: Any = None) -> tuple[list[Delta], ChatGPTStream]:
+    parser = ChatGPTStream(link=link)
     out = [delta for payload in payloads for delta in parser.feed(payload)]
     return out + (parser.end() if end else []), parser
 
@@ -39,11 +40,15 @@ def finish(deltas: list[Delta]) -> list[str]:
     return [d.finish_reason for d in deltas if d.finish_reason]
 
 
-def served(keyword: str = "", scenario: str = "ok", v1: bool = True, history: bool = True) -> list[bytes]:
+def served(keyword: str = "", scenario: str = "ok", v1: bool = True, history: bool = True, **extra: Any) -> list[bytes]:
     """The `data:` payloads the fake upstream would send for a prompt containing `keyword`."""
-    body = {"model": "gpt-4o", "history_and_training_disabled": history}
+    body = {"model": "gpt-4o", "history_and_training_disabled": history, **extra}
     body["messages"] = [{"author": {"role": "user"}, "content": {"content_type": "text", "parts": [keyword]}}]
     return data_lines(b"".join(fake.frames_for(body, scenario, v1)))
+
+
+def gateway_link(asset: Asset) -> str:
+    return f"https://gw/{asset.kind}/{asset.id}?c={asset.conversation_id}&m={asset.message_id}"
 
 
 def assistant(mid: str, parts: list[str], status: str = "in_progress", **extra: Any) -> dict[str, Any]:
@@ -172,10 +177,91 @@ def test_thoughts_and_recap_are_reasoning(v1: bool):
 
 
 @pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
-def test_tool_calls_and_images_are_not_leaked(v1: bool):
-    deltas, _ = run(served("draw", v1=v1))
-    assert text(deltas) == fake.CAPTION
-    assert reasoning(deltas) == ""
+def test_dalle_image_becomes_markdown_and_its_tool_call_stays_hidden(v1: bool):
+    deltas, _ = run(served("draw", v1=v1), link=gateway_link)
+    url = f"https://gw/file/file-AbC123?c={fake.CONVERSATION_ID}&m=m1"
+    assert text(deltas) == f"![a red fox, watercolor]({url})\n\n{fake.CAPTION}"
+    assert reasoning(deltas) == "" and "prompt" not in text(deltas)
+    deltas, _ = run(served("draw", v1=v1))  # no link to give (history off): a note instead
+    assert text(deltas) == f"{NO_LINK}\n\n{fake.CAPTION}"
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_4o_image_appears_once_finished_never_as_a_partial_render(v1: bool):
+    asked: list[Asset] = []
+    deltas, _ = run(served("imagegen", v1=v1), link=lambda a: asked.append(a) or gateway_link(a))
+    assert [d.content for d in deltas if d.content] == [f"![Red fox]({gateway_link(asked[0])})"]
+    assert asked == [Asset("sediment", "file_00ab", fake.CONVERSATION_ID, "m1")]
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_sandbox_link_is_rewritten_even_when_split_across_chunks(v1: bool):
+    asked: list[Asset] = []
+    deltas, _ = run(served("sandbox", v1=v1), link=lambda a: asked.append(a) or "https://gw/f/1")
+    assert text(deltas) == fake.SANDBOX_TEXT.replace("sandbox:/mnt/data/table.csv", "https://gw/f/1")
+    assert not any("sandbox" in d.content for d in deltas)
+    assert asked == [Asset("sandbox", "/mnt/data/table.csv", fake.CONVERSATION_ID, "a-sb")]  # asked once
+    deltas, _ = run(served("sandbox", v1=v1))  # no link: the text is left as it came
+    assert text(deltas) == fake.SANDBOX_TEXT
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_citations_become_markdown_links(v1: bool):
+    deltas, _ = run(served("cite", v1=v1))
+    sky = f"([{fake.SKY['title']}]({fake.SKY['url']}))"
+    assert text(deltas) == f"The sky is blue {sky} and grass is green {fake.GRASS_ALT}."
+    assert not any(mark in d.content for d in deltas for mark in ("\u3010", "\ue200", "\ue201"))
+
+
+def test_cite_ignores_bad_offsets_and_unsafe_urls():
+    bad = [{"start_ix": 5, "end_ix": 99, "metadata": {"url": "https://x"}}, {"start_ix": "a", "end_ix": 2}]
+    assert cite("plain text", {"citations": bad}) == "plain text"
+    js = [{"start_ix": 0, "end_ix": 1, "metadata": {"url": "javascript:alert(1)", "title": "x"}}]
+    assert cite("[x]", {"citations": js}) == "x]"
+
+
+@pytest.mark.parametrize(
+    ("text", "held"),
+    [
+        ("see [file](sandbox:/mnt/da", "see [file]"),
+        ("see [file](sand", "see [file]"),
+        ("see [file](", "see [file]"),
+        ("done [f](sandbox:/mnt/data/a.csv) ok", "done [f](sandbox:/mnt/data/a.csv) ok"),
+        ("blue\u301011\u2020sou", "blue"),
+        ("green \ue200cite\ue202turn0", "green "),
+        ("plain", "plain"),
+    ],
+)
+def test_unfinished_links_and_marks_are_held_back(text: str, held: str):
+    assert hold_back(text) == held
+
+
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_continuation_is_glued_to_the_cut_answer(v1: bool):
+    parser = ChatGPTStream()
+    deltas = [d for p in served("maxtokens", v1=v1) for d in parser.feed(p)]
+    assert finish(deltas) == ["length"]
+    assert (parser.conversation_id, parser.message_id) == (fake.CONVERSATION_ID, "cut-maxtokens-1")
+    parser.resume()
+    more = served(v1=v1, action="continue", parent_message_id=parser.message_id)
+    deltas += [d for p in more for d in parser.feed(p)]
+    assert text(deltas) == fake.CUT + fake.REST and finish(deltas) == ["length", "stop"]
+
+
+def test_continuation_that_repeats_the_text_so_far_is_not_doubled():
+    parser = ChatGPTStream()
+    first = parser.feed(
+        assistant("a1", ["Cut"], "finished_successfully", metadata={"finish_details": {"type": "max_tokens"}})
+    )
+    first += parser.feed(b"[DONE]")
+    parser.resume()
+    payloads = [
+        assistant("a1", ["Cut"]),
+        assistant("a1", ["Cut short"]),
+        assistant("a1", ["Cut short."], end_turn=True),
+    ]
+    deltas = first + [d for p in [*payloads, b"[DONE]"] for d in parser.feed(p)]
+    assert text(deltas) == "Cut short." and finish(deltas) == ["length", "stop"]
 
 
 @pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])

@@ -133,10 +133,50 @@ def test_thoughts_reasoning_and_tool_calls_stay_out_of_content(gateway, fake_cha
     reply = client(gateway).chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "think"}])
     assert reply.choices[0].message.content == "42."
     assert "Thought for 2s" in reply.choices[0].message.model_extra["reasoning_content"]
-    assert ask(gateway, "draw a fox") == fake.CAPTION
+    drawn = ask(gateway, "draw a fox")  # history is off here: the image is a note, the tool call stays hidden
+    assert drawn.endswith(fake.CAPTION) and "needs chat history" in drawn and "prompt" not in drawn
 
 
-@pytest.mark.parametrize(("prompt", "reason"), [("maxtokens", "length"), ("moderate this", "content_filter")])
+@pytest.mark.parametrize("model", ["gpt-4-gizmo-g-Abc123xyz", "g-Abc123xyz"])
+def test_gpts_run_as_gizmo_interaction_on_gpt_4o(gateway, fake_chatgpt, model):
+    accounts("at-ok-gizmo")
+    reply = client(gateway).chat.completions.create(model=model, messages=HELLO)
+    assert reply.model == model and reply.choices[0].message.content == fake.ANSWER
+    chunks = list(client(gateway).chat.completions.create(model=model, messages=HELLO, stream=True))
+    assert {c.model for c in chunks} == {model}
+    for request in conversations(fake_chatgpt):
+        assert request["body"]["model"] == "gpt-4o"
+        assert request["body"]["conversation_mode"] == {"kind": "gizmo_interaction", "gizmo_id": "g-Abc123xyz"}
+
+
+@pytest.mark.parametrize("framing", ["v1", "legacy"])
+def test_answer_cut_at_max_tokens_is_continued_into_one_answer(gateway, fake_chatgpt, framing):
+    fake_chatgpt.force_legacy = framing == "legacy"
+    accounts("at-ok-continue")
+    question = [{"role": "user", "content": "maxtokens please"}]
+    chunks = list(client(gateway).chat.completions.create(model="gpt-4o", messages=question, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == fake.CUT + fake.REST
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["stop"]
+    first, again = conversations(fake_chatgpt)
+    assert first["body"]["action"] == "next" and "messages" not in again["body"]
+    assert again["body"]["action"] == "continue" and again["body"]["conversation_id"] == fake.CONVERSATION_ID
+    assert again["body"]["parent_message_id"] == "cut-maxtokens-1"  # the cut assistant message
+    assert again["headers"]["openai-sentinel-chat-requirements-token"] == fake.SENTINEL_TOKEN
+    reply = client(gateway).chat.completions.create(model="gpt-4o", messages=question)
+    assert reply.choices[0].message.content == fake.CUT + fake.REST and reply.choices[0].finish_reason == "stop"
+
+
+def test_continuing_is_bounded_and_then_finishes_with_length(gateway, fake_chatgpt):
+    accounts("at-ok-endless")
+    reply = client(gateway).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "endless"}])
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.choices[0].message.content == fake.CUT + ", cut again (1), cut again (2), cut again (3)"
+    calls = conversations(fake_chatgpt)
+    assert [r["body"]["action"] for r in calls] == ["next"] + ["continue"] * 3  # MAX_CONTINUES defaults to 3
+    assert [r["body"]["parent_message_id"] for r in calls[1:]] == [f"cut-endless-{n}" for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(("prompt", "reason"), [("endless", "length"), ("moderate this", "content_filter")])
 def test_finish_reasons(gateway, fake_chatgpt, prompt, reason):
     accounts("at-ok-finish")
     reply = client(gateway).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": prompt}])
@@ -301,3 +341,18 @@ def test_authkey_conversation_only_and_history(private_gateway, fake_chatgpt):
     assert request["headers"]["authkey"] == "private-gateway-key"
     assert "openai-sentinel-chat-requirements-token" not in request["headers"]
     assert request["body"]["history_and_training_disabled"] is False
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_conversation_id_header_when_history_is_kept(private_gateway, gateway, fake_chatgpt, stream):
+    body = {"model": "gpt-4o", "messages": HELLO, "stream": stream}
+    kept = raw(private_gateway, body, key="eyJok-history")
+    assert kept.status_code == 200 and kept.headers["x-conversation-id"] == fake.CONVERSATION_ID
+    assert "conversation_id" not in kept.text  # a header, not a body field
+    if stream:
+        assert_valid_sse(kept.text)
+    else:
+        assert_valid("CreateChatCompletionResponse", kept.json())
+    reply = client(private_gateway, "eyJok-history").chat.completions.with_raw_response.create(**body)
+    assert reply.headers["x-conversation-id"] == fake.CONVERSATION_ID
+    assert "x-conversation-id" not in raw(gateway, body, key="eyJok-no-history").headers  # history disabled
