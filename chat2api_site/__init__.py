@@ -1,5 +1,5 @@
 __version__ = "0.1.0"
 
-from chat2api_site.celery import app as celery_app  # noqa: E402
+from chat2api_site.celery import app as celery_app
 
 __all__ = ["__version__", "celery_app"]

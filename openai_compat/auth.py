@@ -23,7 +23,9 @@ def caller_from(request: HttpRequest) -> Caller:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise APIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="invalid_api_key")
+        raise APIError(
+            401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="invalid_api_key"
+        )
     if any(hmac.compare_digest(token, code) for code in settings.AUTHORIZATION):
         return Caller()
     secret, _, account_id = token.partition(",")

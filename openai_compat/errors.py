@@ -38,4 +38,6 @@ def invalid(param: str | None, message: str, code: str | None = None) -> APIErro
 
 
 def model_not_found(model: str) -> APIError:
-    return APIError(404, f"The model '{model}' does not exist or is not served here.", param="model", code="model_not_found")
+    return APIError(
+        404, f"The model '{model}' does not exist or is not served here.", param="model", code="model_not_found"
+    )

@@ -70,4 +70,6 @@ def text_of(content: str | list[dict[str, Any]] | None) -> str:
 
 
 def too_large(limit: int) -> APIError:
-    return APIError(413, f"The request body is larger than the {limit} bytes this server accepts.", code="request_too_large")
+    return APIError(
+        413, f"The request body is larger than the {limit} bytes this server accepts.", code="request_too_large"
+    )

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 from asgiref.sync import sync_to_async
-
 from django.conf import settings
 
 from openai_compat import catalog
@@ -133,7 +132,9 @@ async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
         return await _attempt(cred, request)
     except UpstreamError as err:
         if err.action in (Action.INVALID, Action.REFRESH):
-            raise APIError(401, f"Your token was refused by the upstream: {err.message}", code="invalid_api_key") from None
+            raise APIError(
+                401, f"Your token was refused by the upstream: {err.message}", code="invalid_api_key"
+            ) from None
         raise _client_error(err) from None
 
 
@@ -196,7 +197,9 @@ def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> API
         return _client_error(last)
     if not any(slug_for(c, model) for c in pool.credentials) and not _known_model(model):
         return model_not_found(model)
-    return APIError(503, f"No usable credential can serve '{model}' right now.", type="server_error", code="no_credential")
+    return APIError(
+        503, f"No usable credential can serve '{model}' right now.", type="server_error", code="no_credential"
+    )
 
 
 def _known_model(model: str) -> bool:
@@ -209,7 +212,9 @@ def _client_error(err: UpstreamError) -> APIError:
     if err.action == Action.COOLDOWN:
         wait = str(int((err.retry_after or settings.DEFAULT_COOLDOWN_SECONDS) + 0.999))
         message = f"The upstream rate limited every credential tried: {err.message}"
-        return APIError(429, message, type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": wait})
+        return APIError(
+            429, message, type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": wait}
+        )
     return APIError(
         err.status if err.status >= 500 else 502,
         f"The upstream failed after every retry: {err.message}",

@@ -40,7 +40,15 @@ class Gateway:
     def start(self) -> Gateway:
         args = {
             "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chat2api_site.asgi:application"],
-            "uvicorn": ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port), "chat2api_site.asgi:application"],
+            "uvicorn": [
+                "-m",
+                "uvicorn",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "chat2api_site.asgi:application",
+            ],
         }[self.server]
         self.log.parent.mkdir(exist_ok=True)
         out = self.log.open("wb")

@@ -25,9 +25,9 @@ from tokens import operations
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
 from tokens.models import Credential, mask
-from tokens.services import ANY_MODEL, cooldowns_of
 from tokens.probe import probe
 from tokens.refreshing import refresh_credential
+from tokens.services import ANY_MODEL, cooldowns_of
 
 # Secrets of any credential that an upstream might echo in an error: API keys and JWTs.
 SECRET_PATTERN = re.compile(r"sk-[\w-]{12,}|eyJ[\w-]+\.[\w-]+\.[\w-]+")

@@ -76,6 +76,12 @@ class Credential(models.Model):
         secret = mask(self.access_token or self.refresh_token)
         return f"chatgpt {secret}" + (f" ({self.account_id})" if self.account_id else "")
 
+    def save(self, *args, **kwargs) -> None:
+        self.fingerprint = self.compute_fingerprint()
+        if self.access_token and self.access_token_expires_at is None:
+            self.access_token_expires_at = jwt_expiry(self.access_token)
+        super().save(*args, **kwargs)
+
     @property
     def secret_masked(self) -> str:
         return mask(self.api_key or self.access_token or self.refresh_token)
@@ -85,12 +91,6 @@ class Credential(models.Model):
         secret = self.api_key if self.kind == Kind.OPENAI else (self.refresh_token or self.access_token)
         scope = self.base_url if self.kind == Kind.OPENAI else self.account_id
         return hashlib.sha256(f"{self.kind}\0{scope}\0{secret}".encode()).hexdigest()
-
-    def save(self, *args, **kwargs) -> None:
-        self.fingerprint = self.compute_fingerprint()
-        if self.access_token and self.access_token_expires_at is None:
-            self.access_token_expires_at = jwt_expiry(self.access_token)
-        super().save(*args, **kwargs)
 
 
 class Usage(models.Model):

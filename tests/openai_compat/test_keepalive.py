@@ -38,8 +38,9 @@ def test_keepalive_comments_then_the_answer(patient, fake_openai):
         assert_valid_sse(response.text)
         assert "Hello from the fake upstream" in "".join(
             c.choices[0].delta.content or ""
-            for c in openai.OpenAI(base_url=patient.url + "/v1", api_key="test-code", max_retries=0)
-            .chat.completions.create(model="fake-model", messages=BODY["messages"], stream=True)
+            for c in openai.OpenAI(
+                base_url=patient.url + "/v1", api_key="test-code", max_retries=0
+            ).chat.completions.create(model="fake-model", messages=BODY["messages"], stream=True)
             if c.choices
         )
 

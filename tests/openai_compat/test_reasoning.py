@@ -26,7 +26,9 @@ def ask(gateway, stream: bool) -> tuple[str, str]:
         message = reply.choices[0].message
         return message.content, getattr(message, "reasoning_content", None) or ""
     chunks = [c.choices[0].delta for c in reply if c.choices]
-    return "".join(d.content or "" for d in chunks), "".join(getattr(d, "reasoning_content", None) or "" for d in chunks)
+    return "".join(d.content or "" for d in chunks), "".join(
+        getattr(d, "reasoning_content", None) or "" for d in chunks
+    )
 
 
 @pytest.mark.parametrize("stream", [False, True])
