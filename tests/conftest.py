@@ -51,15 +51,20 @@ def test_database(django_db_setup, django_db_blocker) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway(test_database: str, fake_chatgpt: FakeServer, fake_oauth: FakeServer) -> Iterator[Gateway]:
+def gateway_env(test_database: str, fake_chatgpt: FakeServer, fake_oauth: FakeServer) -> dict[str, str]:
+    """What every gateway process of the tests needs: the test database and the fake upstreams."""
     token_url = fake_oauth.url + "/oauth/token"
-    env = {
+    return {
         "DATABASE_URL": f"sqlite:///{test_database}",
         "CHATGPT_BASE_URL": fake_chatgpt.url,
         "OAUTH_TOKEN_URL": token_url,
         "OAUTH_RT_TOKEN_URL": token_url,
     }
-    server = Gateway(env).start()
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
+    server = Gateway(gateway_env).start()
     yield server
     server.stop()
 

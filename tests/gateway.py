@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELOAD_SECONDS = 0.05
+RELOAD_SECONDS = 0.03
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ def _b64(obj: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
 
-def access_token(subject: str, lifetime: int) -> str:
+def access_token(subject: str, lifetime: int = 3600) -> str:
     """`eyJ…` like a real one; the fake ChatGPT server reads the scenario from the `sub` claim."""
     header = _b64({"alg": "none", "typ": "JWT"})
     return f"{header}.{_b64({'sub': subject, 'exp': int(time.time()) + lifetime})}.sig"

@@ -13,8 +13,9 @@ from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
 
 from mirror.models import Conversation
 from tests.factories import chatgpt_account, openai_key
+from tests.fakes.oauth_server import access_token
 from tests.gateway import settle
-from tests.mirror.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, access_token
+from tests.mirror.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.mirror.helpers import wait_for
 
 pytestmark = [

@@ -13,7 +13,7 @@ from django.test import Client
 
 from mirror import throttle
 from mirror.models import Conversation
-from tests.mirror.conftest import access_token
+from tests.fakes.oauth_server import access_token
 from tests.mirror.helpers import seed_token
 
 pytestmark = pytest.mark.django_db

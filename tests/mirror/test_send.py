@@ -10,9 +10,9 @@ from django.utils import timezone
 from mirror.models import Conversation
 from tests.factories import openai_key
 from tests.fakes.chatgpt_server import ANSWER as CHATGPT_ANSWER
+from tests.fakes.oauth_server import access_token
 from tests.fakes.openai_server import ANSWER
 from tests.gateway import settle
-from tests.mirror.conftest import access_token
 from tests.mirror.helpers import log_in, seed_token, wait_for
 from tests.spec import assert_valid_sse
 from tokens.models import Credential, Status
