@@ -146,6 +146,10 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         ("added latency at p50 (ms)", [fmt(added(r, "json_c1")) if r is not direct else "-" for r in results.values()]),
         ("requests/s, c=32", [fmt(get(r, "json_c32", "per_s"), 0) for r in results.values()]),
         ("gateway CPU ms / request, c=32", [fmt(get(r, "json_c32", "cpu_ms_each")) for r in results.values()]),
+        ("other load on the gateway's core, c=32 (%)",
+         [fmt(get(r, "json_c32", "others_pct"), 0) if r is not direct else "-" for r in results.values()]),
+        ("other load on the client+fake core, c=32 (%)",
+         [fmt(get(r, "json_c32", "others_load_core_pct"), 0) for r in results.values()]),
         ("stream first chunk p50, c=1 (ms)", [fmt(get(r, "stream_c1", "p50_ms")) for r in results.values()]),
         ("stream first chunk p99, c=1 (ms)", [fmt(get(r, "stream_c1", "p99_ms")) for r in results.values()]),
         ("added first-chunk latency at p50 (ms)",
@@ -170,6 +174,24 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     for label, cells in rows:
         lines.append(label.ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, cols, strict=True)))
     return "\n".join(lines)
+
+
+def notes(results: dict[str, dict[str, Any]], counts: dict[str, int]) -> list[str]:
+    """Phases that stopped at their time cap before their request count; why slow streams failed."""
+    wanted = {"json_c1": "c1_requests", "json_c32": "c32_requests", "stream_c1": "c1_streams"}
+    wanted["stream_c32"] = "c32_streams"
+    cap = counts["phase_seconds"]
+    found = []
+    for name, res in results.items():
+        for phase, key in wanted.items():
+            got = res.get(phase) or {}
+            done = got.get("done", 0) + got.get("errors", 0)
+            if got and done < counts[key]:
+                found.append(f"note: {name} {phase} reached its {cap} s cap after {done} of {counts[key]}")
+        why = (res.get("hold") or {}).get("why")
+        if why:
+            found.append(f"note: {name} slow streams that failed: {why}")
+    return found
 
 
 def failures(res: dict[str, Any]) -> int:
@@ -201,7 +223,7 @@ def main() -> int:
         "c32_requests": 3000 // scale,
         "c1_streams": 200 // scale,
         "c32_streams": 2000 // scale,
-        "phase_seconds": 30,
+        "phase_seconds": 20,
     }
     nofile = raise_nofile()  # inherited by every child
     if nofile < 4 * args.streams:
@@ -214,6 +236,8 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`&`)
     started = time.monotonic()
     load_before = machine()
     try:
@@ -238,6 +262,11 @@ def main() -> int:
     )
     print()
     print(table(results))
+    for note in notes(results, counts):
+        print(note)
+    print()
+    for server in servers:
+        print(f"{server}: taskset -c 0 python " + " ".join(SERVERS[server]).replace("{port}", "PORT"))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
@@ -279,7 +308,7 @@ def run(
     if not args.no_direct:
         log("direct to the fake upstream")
         cfg = {**counts, "name": "direct", "url": f"http://127.0.0.1:{fast}/v1", "key": "sk-ok-bench"}
-        cfg["model"] = "fake-model"
+        cfg["model"], cfg["helpers"] = "fake-model", [fake.pid]
         results["direct"] = load(children, cfg, env, 200)
     for server in servers:
         port = free_port()
@@ -296,8 +325,9 @@ def run(
                 "model": "fake-model",
                 "slow_model": "fake-model-slow",
                 "pid": gateway.pid,
+                "helpers": [fake.pid],
                 "hold": args.streams,
-                "hold_seconds": max(10.0, args.delay * 8),
+                "hold_seconds": max(10.0, args.delay * 5),
             }
             results[server] = load(children, cfg, env, 240)
             if gateway.poll() is not None:

@@ -42,3 +42,13 @@ def rss_mb(pid: int) -> float:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def core_busy_seconds(core: int) -> float:
+    """Seconds core `core` was not idle (every process, plus time stolen by the hypervisor), from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                ticks = [int(v) for v in line.split()[1:]]
+                return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+    return 0.0

@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
-from bench.common import cpu_seconds, open_fds, raise_nofile, rss_mb
+from bench.common import core_busy_seconds, cpu_seconds, open_fds, raise_nofile, rss_mb
 
 DONE = b"data: [DONE]\n\n"
 Request = Callable[[aiohttp.ClientSession], Awaitable[float | None]]
@@ -68,7 +70,14 @@ class Target:
 
 
 async def run(
-    request: Request, concurrency: int, count: int, seconds: float, warmup: int, pid: int | None
+    request: Request,
+    concurrency: int,
+    count: int,
+    seconds: float,
+    warmup: int,
+    pid: int | None,
+    core: int = 0,
+    helpers: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """`count` requests (at most `seconds`) from `concurrency` workers sharing one pooled session."""
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
@@ -93,11 +102,16 @@ async def run(
 
         await asyncio.gather(*(worker(warmup, time.perf_counter() + 20, False) for _ in range(concurrency)))
         values, errors, issued = [], 0, 0
+        mine = [os.getpid(), *helpers]  # this process and the fake upstream, on the other core
         cpu_before = cpu_seconds(pid) if pid else None
+        core_before, other_before = core_busy_seconds(core), core_busy_seconds(1 - core)
+        mine_before = sum(cpu_seconds(p) for p in mine)
         start = time.perf_counter()
         await asyncio.gather(*(worker(count, start + seconds, True) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
         cpu = cpu_seconds(pid) - cpu_before if pid else None
+        core_busy = core_busy_seconds(core) - core_before
+        other_busy = core_busy_seconds(1 - core) - other_before - (sum(cpu_seconds(p) for p in mine) - mine_before)
     done = len(values)
     return {
         "done": done,
@@ -107,6 +121,10 @@ async def run(
         "p50_ms": (percentile(values, 0.50) or 0) * 1000 if values else None,
         "p99_ms": (percentile(values, 0.99) or 0) * 1000 if values else None,
         "cpu_ms_each": cpu * 1000 / (done + errors) if cpu is not None and done + errors else None,
+        # Share of the gateway's core taken by anything else (other processes, the hypervisor) meanwhile.
+        # (clamped at 0: /proc counts in clock ticks, so a short phase can come out slightly negative)
+        "others_pct": max(0.0, (core_busy - cpu) * 100 / elapsed) if cpu is not None and elapsed else None,
+        "others_load_core_pct": max(0.0, other_busy * 100 / elapsed) if elapsed else None,
     }
 
 
@@ -115,6 +133,7 @@ async def hold(target: Target, streams: int, seconds: float, pid: int) -> dict[s
     connector = aiohttp.TCPConnector(limit=streams, limit_per_host=streams)
     timeout = aiohttp.ClientTimeout(total=seconds + 30)
     opened, failed = 0, 0
+    why: Counter[str] = Counter()
     all_open, release = asyncio.Event(), asyncio.Event()
 
     async def one(session: aiohttp.ClientSession) -> None:
@@ -123,20 +142,26 @@ async def hold(target: Target, streams: int, seconds: float, pid: int) -> dict[s
             async with session.post(target.url, data=target.slow, headers=target.headers) as resp:
                 if resp.status != 200 or not await resp.content.readany():
                     failed += 1
+                    why[f"HTTP {resp.status}"] += 1
                     return
                 opened += 1
                 if opened + failed == streams:
                     all_open.set()
                 await release.wait()
                 resp.close()  # hang up mid-stream: the gateway must cancel its upstream request
-        except (aiohttp.ClientError, TimeoutError):
+        except (aiohttp.ClientError, TimeoutError) as exc:
             failed += 1
+            why[type(exc).__name__] += 1
         if opened + failed == streams:
             all_open.set()
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         start = time.perf_counter()
-        tasks = [asyncio.create_task(one(session)) for _ in range(streams)]
+        tasks = []
+        for i in range(streams):  # paced a little (50 per 50 ms), not a burst that overflows accept queues
+            tasks.append(asyncio.create_task(one(session)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_open.wait(), seconds)
         ramp = time.perf_counter() - start
@@ -151,6 +176,7 @@ async def hold(target: Target, streams: int, seconds: float, pid: int) -> dict[s
     return {
         "open_at_peak": at_peak,
         "failed": failed,
+        "why": dict(why),
         "ramp_s": round(ramp, 2),
         "rss_mb": peak_rss,
         "fds": peak_fds,
@@ -173,7 +199,8 @@ async def main(cfg: dict[str, Any]) -> dict[str, Any]:
     if pid:
         out["rss_idle_mb"] = rss_mb(pid)
     step("non-stream, c=32")
-    out["json_c32"] = await run(target.reply, 32, cfg["c32_requests"], seconds, 320, pid)
+    helpers = tuple(cfg.get("helpers", ()))
+    out["json_c32"] = await run(target.reply, 32, cfg["c32_requests"], seconds, 320, pid, helpers=helpers)
     step("stream, c=1")
     out["stream_c1"] = await run(target.first_chunk, 1, cfg["c1_streams"], seconds, 30, pid)
     step("stream, c=32")

@@ -7,15 +7,18 @@ buys nothing:
 
 - Django enters a fresh `ThreadSensitiveContext` per request, so the first thread-sensitive call of
   every request starts a new one-thread executor (and a thread to join it afterwards). The API handler
-  enters a context bound to one executor shared by all its requests instead (asgiref >= 3.13).
+  enters a context bound to one executor shared by all its requests instead (asgiref >= 3.13). A
+  task that a request starts and leaves running must not make thread-sensitive calls after the
+  request ends (asgiref raises); the pool's watcher and database calls use `thread_sensitive=False`.
 - `request_started` and `request_finished` are dispatched without the database receivers
   (`reset_queries`, `close_old_connections`): the API never opens a connection on a request's
   thread (the credential pool reads the database on worker threads and closes stale connections
   there itself), so they have nothing to do and each would cost a thread hop. Django's own
   context-local receivers run inline; any other synchronous receiver still runs on the shared thread.
-- The response is closed inline (its only resource is the request's in-memory body) rather than via
-  `sync_to_async`, and the client disconnect is watched by one task that cancels the request's task,
-  instead of two tasks and `asyncio.wait`.
+- The response is closed inline (its only resource is the request's body file) rather than via
+  `sync_to_async`; a body that arrives in one message is not copied into a spooled file; and the
+  client's disconnect is watched by one task that cancels the request's task, instead of two tasks
+  and `asyncio.wait`.
 
 Behaviour is Django's otherwise: the same request object, URL resolution, views, exception
 handling, response encoding; a client that hangs up cancels the view or the streaming response.
@@ -56,7 +59,7 @@ INLINE_RECEIVERS = frozenset({close_caches, reset_urlconf})
 
 async def send_signal(signal: Signal, sender: type, **named) -> None:
     """`signal.asend()` minus the skipped receivers, with the inline ones called on the event loop."""
-    sync_receivers, async_receivers = signal._live_receivers(sender)
+    sync_receivers, async_receivers = signal._live_receivers(sender)  # as asend() does (Django 5.x)
     hop = []
     for receiver in sync_receivers:
         if receiver in INLINE_RECEIVERS:
@@ -125,14 +128,16 @@ class APIHandler(ASGIHandler):
             await self.close_response(error_response)
             return
 
-        # The disconnect watcher cancels this task if the client hangs up before the response is sent.
+        # One watcher task cancels this one if the client hangs up before the response is sent; a
+        # streaming response then closes its iterator, which closes the upstream request.
         task = asyncio.current_task()
-        state = {"sent": False, "aborted": False}
+        sent = aborted = False
 
         async def watch_disconnect() -> None:
+            nonlocal aborted
             message = await receive()
-            if message["type"] == "http.disconnect" and not state["sent"]:
-                state["aborted"] = True
+            if message["type"] == "http.disconnect" and not sent:
+                aborted = True
                 task.cancel()
 
         watcher = asyncio.create_task(watch_disconnect())
@@ -140,11 +145,11 @@ class APIHandler(ASGIHandler):
         try:
             response = await self.run_get_response(request)
             await self.send_response(response, send)
-            state["sent"] = True
+            sent = True
         except asyncio.CancelledError:
-            if not state["aborted"]:
-                raise
-            task.uncancel()  # our own cancellation, for the client's disconnect: handled here
+            if not aborted:
+                raise  # the server is cancelling the request: not ours to swallow
+            task.uncancel()
         finally:
             watcher.cancel()
         if response is None:
