@@ -17,7 +17,7 @@ run: $(RUNTIME)
 
 test: $(DEV)
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: $(DEV)
 	$(PY) -m ruff check .

