@@ -21,8 +21,13 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
 
 
+BOOLEANS = frozenset({"true", "false", "1", "0", "yes", "no", "on", "off"})
+
+
 def _read(cast: str, name: str, default: Any) -> Any:
     """Read one variable with django-environ, turning a parse error into a message naming it."""
+    if cast == "bool" and env.str(name, default="true").strip().lower() not in BOOLEANS:
+        raise ImproperlyConfigured(f"Environment variable {name} has an invalid value: expected true or false")
     try:
         return getattr(env, cast)(name, default=default)
     except (ValueError, TypeError, ImproperlyConfigured) as exc:

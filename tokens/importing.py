@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 
-from tokens.models import Credential, Kind, mask
+from tokens.models import Credential, Kind, Status, mask
 
 OPENAI_USAGE = "expected: openai <base_url> <api_key> [model,model,...]"
 _url_validator = URLValidator(schemes=["http", "https"])
@@ -128,8 +129,9 @@ def import_credentials(text: str) -> ImportResult:
 
     A line whose fingerprint is already stored (also one repeated in the same text) is a duplicate: the row
     is left as it is, with one exception, an `openai` line that lists models different from the stored
-    ones, which replaces the row's model list and counts as updated. Status, cooldowns and counters are
-    never touched by an import.
+    ones, which replaces the row's model list and counts as updated. A re-imported credential that had
+    failed authentication (`invalid`) is revived when `ALLOW_RESET` is on, and counts as updated. Cooldowns
+    and counters are never touched by an import.
     """
     entries, errors = parse(text)
     result = ImportResult(errors=errors)
@@ -145,9 +147,16 @@ def _store(entry: Entry, result: ImportResult) -> None:
     if existing is None:
         new.save()
         result.created += 1
-    elif entry.models is not None and list(entry.models) != existing.model_names:
-        existing.model_names = list(entry.models)
-        existing.save(update_fields=["model_names", "updated_at"])
-        result.updated += 1
-    else:
+        return
+        return
+    revive = settings.ALLOW_RESET and existing.status == Status.INVALID
+    relist = entry.models is not None and list(entry.models) != existing.model_names
+    if not (revive or relist):
         result.skipped += 1
+        return
+    if revive:
+        existing.status, existing.last_error = Status.ACTIVE, ""
+    if relist:
+        existing.model_names = list(entry.models)
+    existing.save(update_fields=["status", "last_error", "model_names", "updated_at"])
+    result.updated += 1

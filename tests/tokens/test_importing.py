@@ -209,3 +209,14 @@ def test_one_transaction_nothing_written_on_crash() -> None:
     with mock.patch.object(Credential, "save", crash_on_second), pytest.raises(RuntimeError):
         import_credentials(f"{RT}\n{JWT}")
     assert Credential.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("allow", "expected"), [(True, "active"), (False, "invalid")])
+def test_reimport_revives_a_failed_credential_only_with_allow_reset(settings, allow, expected):
+    settings.ALLOW_RESET = allow
+    import_credentials("openai https://api.example.com/v1 sk-revive-me-0123456789\n")
+    Credential.objects.update(status="invalid", last_error="401: Incorrect API key")
+    result = import_credentials("openai https://api.example.com/v1 sk-revive-me-0123456789\n")
+    assert (result.updated, result.skipped) == ((1, 0) if allow else (0, 1))
+    assert Credential.objects.get().status == expected
