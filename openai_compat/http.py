@@ -27,6 +27,9 @@ def session_for(url: str, proxy: str = "") -> AsyncSession:
             max_clients=settings.UPSTREAM_MAX_CLIENTS,
             proxy=proxy or None,
             headers={"User-Agent": USER_AGENT},
+            # One session serves many credentials: a cookie set for one account must never ride along
+            # with another's request, so the session keeps no cookie jar at all.
+            discard_cookies=True,
             timeout=(settings.UPSTREAM_CONNECT_TIMEOUT, settings.UPSTREAM_READ_TIMEOUT),
         )
         _sessions[key] = session
