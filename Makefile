@@ -17,7 +17,8 @@ run: $(RUNTIME)
 
 test: $(DEV)
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile -m "not cluster"
+	$(PY) -m pytest -m cluster
 
 lint: $(DEV)
 	$(PY) -m ruff check .

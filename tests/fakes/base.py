@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from collections.abc import Callable
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -25,7 +27,15 @@ class FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeServer:
+    @classmethod
+    def launch(cls, make_app: Callable[..., web.Application], *args: Any) -> Self:
+        """Build the app with a reference to its own server (for counters), then start it."""
+        ref: list[FakeServer] = []
+        server = cls(make_app(ref, *args))
+        ref.append(server)
+        return server.start()
+
+    def start(self) -> Self:
         threading.Thread(target=self._run, daemon=True).start()
         self._started.wait(10)
         return self

@@ -541,10 +541,7 @@ async def home(request: web.Request) -> web.Response:
 
 
 def start() -> FakeChatGPT:
-    ref: list[FakeChatGPT] = []
-    server = FakeChatGPT(make_app(ref))
-    ref.append(server)
-    return server.start()
+    return FakeChatGPT.launch(make_app)
 
 
 if __name__ == "__main__":

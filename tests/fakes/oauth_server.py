@@ -52,7 +52,4 @@ def make_app(server_ref: list[FakeServer], delay: float = 0.0) -> web.Applicatio
 
 
 def start(delay: float = 0.0) -> FakeServer:
-    ref: list[FakeServer] = []
-    server = FakeServer(make_app(ref, delay))
-    ref.append(server)
-    return server.start()
+    return FakeServer.launch(make_app, delay)

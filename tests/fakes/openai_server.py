@@ -160,10 +160,7 @@ def _completion(model: str) -> dict:
 
 
 def start() -> OpenAIFake:
-    ref: list[OpenAIFake] = []
-    server = OpenAIFake(make_app(ref))
-    ref.append(server)
-    return server.start()
+    return OpenAIFake.launch(make_app)
 
 
 if __name__ == "__main__":

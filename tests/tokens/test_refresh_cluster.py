@@ -25,6 +25,9 @@ else:
     print(refreshing.refresh_credential(int(sys.argv[3])).result)
 """
 
+# Timing across processes: run on its own, not beside other workers (see the Makefile).
+pytestmark = pytest.mark.cluster
+
 
 @pytest.fixture(scope="module")
 def cluster_env(fake_oauth):
