@@ -180,7 +180,8 @@ def first_chunk(node: Gateway) -> Iterator[bytes]:
     body = {**BODY, "stream": True}
     headers = {"Authorization": "Bearer test-code"}
     with httpx.stream("POST", node.url + "/v1/chat/completions", json=body, headers=headers, timeout=30) as reply:
-        first = next(reply.iter_bytes())
+        chunks = reply.iter_bytes()  # keep the iterator: dropping it would close the connection at once
+        first = next(chunks)
         assert reply.status_code == 200 and first.startswith(b'data: {"id"'), first[:300]
         yield first
 
