@@ -26,10 +26,9 @@ CSV = b"a,b\n1,2\n"
 
 
 @pytest.fixture(scope="module")
-def files_gateway(test_database, fake_chatgpt) -> Iterator[Gateway]:
+def files_gateway(gateway_env) -> Iterator[Gateway]:
     env = {
-        "DATABASE_URL": f"sqlite:///{test_database}",
-        "CHATGPT_BASE_URL": fake_chatgpt.url,
+        **gateway_env,
         "FETCH_ALLOW_PRIVATE": "true",  # the "web" here is the fake on loopback
         "FETCH_MAX_BYTES": "100000",
         "UPLOAD_BY_URL": "true",

@@ -321,10 +321,9 @@ def test_own_access_token_needs_no_pool(gateway, fake_chatgpt):
 
 # --- A gateway with AUTH_KEY, CONVERSATION_ONLY and history on ------------------------------------
 @pytest.fixture(scope="module")
-def private_gateway(test_database, fake_chatgpt) -> Iterator[Gateway]:
+def private_gateway(gateway_env) -> Iterator[Gateway]:
     env = {
-        "DATABASE_URL": f"sqlite:///{test_database}",
-        "CHATGPT_BASE_URL": fake_chatgpt.url,
+        **gateway_env,
         "AUTH_KEY": "private-gateway-key",
         "CONVERSATION_ONLY": "true",
         "HISTORY_DISABLED": "false",

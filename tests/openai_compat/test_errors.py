@@ -101,8 +101,8 @@ def test_secret_never_in_error(gateway, fake_openai):
 
 
 @pytest.fixture(scope="module")
-def prefixed(test_database):
-    server = Gateway({"DATABASE_URL": f"sqlite:///{test_database}", "API_PREFIX": "secret-prefix"}).start()
+def prefixed(gateway_env):
+    server = Gateway({**gateway_env, "API_PREFIX": "secret-prefix"}).start()
     yield server
     server.stop()
 

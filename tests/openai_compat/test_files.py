@@ -27,10 +27,9 @@ LINK = re.compile(r"\]\((http://127\.0\.0\.1:\d+/v1/files/[^)\s]+)\)")
 
 
 @pytest.fixture(scope="module")
-def history_gateway(test_database, fake_chatgpt) -> Iterator[Gateway]:
+def history_gateway(gateway_env) -> Iterator[Gateway]:
     env = {
-        "DATABASE_URL": f"sqlite:///{test_database}",
-        "CHATGPT_BASE_URL": fake_chatgpt.url,
+        **gateway_env,
         "HISTORY_DISABLED": "false",
         "SECRET_KEY": settings.SECRET_KEY,  # links signed in this process must verify there too
     }

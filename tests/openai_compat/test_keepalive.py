@@ -15,8 +15,8 @@ BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}], 
 
 
 @pytest.fixture(scope="module")
-def patient(test_database):
-    server = Gateway({"DATABASE_URL": f"sqlite:///{test_database}", "KEEPALIVE_SECONDS": "0.2"}).start()
+def patient(gateway_env):
+    server = Gateway({**gateway_env, "KEEPALIVE_SECONDS": "0.2"}).start()
     yield server
     server.stop()
 

@@ -13,8 +13,8 @@ MESSAGES = [{"role": "user", "content": "think first"}]
 
 
 @pytest.fixture(scope="module")
-def inline(test_database):
-    server = Gateway({"DATABASE_URL": f"sqlite:///{test_database}", "REASONING_INLINE": "true"}).start()
+def inline(gateway_env):
+    server = Gateway({**gateway_env, "REASONING_INLINE": "true"}).start()
     yield server
     server.stop()
 
