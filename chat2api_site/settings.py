@@ -106,6 +106,9 @@ if ASGI_SERVER not in ("daphne", "uvicorn"):
 ADMIN_USERNAME: str = _read("str", "ADMIN_USERNAME", "")
 ADMIN_PASSWORD: str = _read("str", "ADMIN_PASSWORD", "")
 REDIS_URL: str = _read("str", "REDIS_URL", "")
+# Every Redis key this deployment writes (pool state, cache) starts with this, so deployments (and test runs)
+# can share one Redis database without touching each other's keys.
+REDIS_KEY_PREFIX: str = _read("str", "REDIS_KEY_PREFIX", "chat2api")
 # Automatic `action: continue` requests for a ChatGPT answer cut at its token limit.
 MAX_CONTINUES: int = _read("int", "MAX_CONTINUES", 3)
 # Fetching user-supplied image and file URLs: size cap, and whether private addresses may be fetched.
@@ -177,8 +180,19 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 import redis
@@ -17,7 +15,9 @@ import redis
 from tests.gateway import ROOT
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
-REDIS = "redis://127.0.0.1:6379"
+# The tests' own Redis database. Each user of it works under a key prefix of its own and deletes only those
+# keys, so test sessions running at once (and anything else in that database) never see each other's state.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 @contextmanager
@@ -50,14 +50,20 @@ def run_python(env: dict[str, str], *args: str, stdin: str | None = None) -> sub
 
 
 @contextmanager
-def exclusive_redis(url: str) -> Iterator[redis.Redis]:
-    """Test sessions running at once on this machine take turns on a Redis database, which each flushes."""
-    with (Path(tempfile.gettempdir()) / f"chat2api-test-redis-{url.rsplit('/', 1)[1]}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        client = redis.Redis.from_url(url, decode_responses=True)
-        client.flushdb()
-        try:
-            yield client
-        finally:
-            client.flushdb()
-            client.close()
+def redis_namespace() -> Iterator[tuple[dict[str, str], redis.Redis]]:
+    """A fresh key prefix in `TEST_REDIS_URL`: yields the settings that point a gateway at it
+    (`REDIS_URL`, `REDIS_KEY_PREFIX`) and a client; every key under the prefix is deleted afterwards."""
+    prefix = f"chat2api-test-{uuid.uuid4().hex[:12]}"
+    client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)
+    try:
+        yield {"REDIS_URL": TEST_REDIS_URL, "REDIS_KEY_PREFIX": prefix}, client
+    finally:
+        clear_namespace(client, prefix)
+        client.close()
+
+
+def clear_namespace(client: redis.Redis, prefix: str) -> None:
+    """Delete every key that starts with `prefix` (and no other)."""
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)

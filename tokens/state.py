@@ -168,9 +168,9 @@ return {'ok', ARGV[4 + 2 * i]}
 class RedisState(PoolState):
     """Every process and node shares this state; keys share one hash tag, so a Redis Cluster takes the script."""
 
-    def __init__(self, url: str, prefix: str = "chat2api:{pool}:") -> None:
+    def __init__(self, url: str, namespace: str = "chat2api") -> None:
         self._url = url
-        self._prefix = prefix
+        self._prefix = f"{namespace}:{{pool}}:"
         # redis.asyncio connections belong to the event loop that opened them.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncScript]]
         self._clients = weakref.WeakKeyDictionary()
@@ -245,4 +245,4 @@ class RedisState(PoolState):
 
 
 def make_state() -> PoolState:
-    return RedisState(settings.REDIS_URL) if settings.REDIS_URL else LocalState()
+    return RedisState(settings.REDIS_URL, settings.REDIS_KEY_PREFIX) if settings.REDIS_URL else LocalState()

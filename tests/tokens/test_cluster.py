@@ -14,10 +14,9 @@ import psycopg
 import pytest
 import redis
 
-from tests.cluster import REDIS, exclusive_redis, manage, postgres_database
+from tests.cluster import clear_namespace, manage, postgres_database, redis_namespace
 from tests.gateway import Gateway
 
-REDIS_URL = REDIS + "/14"
 RELOAD_SECONDS = 0.25  # faster than this is not the database reload: that can only be the shared state
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
 KEYS = (
@@ -71,18 +70,22 @@ class Cluster:
     def reset(self) -> None:
         """Take every credential out of service and forget the shared state (rotation, cooldowns, leases)."""
         self.sql("UPDATE tokens_credential SET status = 'disabled', updated_at = now()")
-        self.redis.flushdb()
+        clear_namespace(self.redis, self.env["REDIS_KEY_PREFIX"])
+
+    def keys(self, kind: str) -> list[str]:
+        """The pool state's keys of one kind (`leases`, `cool`) in this cluster's Redis namespace."""
+        return list(self.redis.scan_iter(f"{self.env['REDIS_KEY_PREFIX']}:{{pool}}:{kind}:*"))
 
     def leases(self) -> int:
-        return sum(self.redis.zcard(key) for key in self.redis.scan_iter("chat2api:{pool}:leases:*"))
+        return sum(self.redis.zcard(key) for key in self.keys("leases"))
 
 
 @pytest.fixture(scope="module")
 def cluster(fake_openai) -> Iterator[Cluster]:
-    with postgres_database(f"chat2api_test_cluster_{os.getpid()}") as url, exclusive_redis(REDIS_URL) as client:
+    with postgres_database(f"chat2api_test_cluster_{os.getpid()}") as url, redis_namespace() as (redis_env, client):
         env = {
             "DATABASE_URL": url,
-            "REDIS_URL": REDIS_URL,
+            **redis_env,
             "RANDOM_TOKEN": "false",
             "POOL_RELOAD_SECONDS": str(RELOAD_SECONDS),
         }
@@ -122,7 +125,7 @@ def test_cooldown_set_on_one_node_holds_on_the_other_at_once(nodes, fake_openai)
     for _ in range(4):  # the first within milliseconds: node B has not reloaded from the database yet
         assert ask(nodes.b).status_code == 200
     assert fake_openai.order == ["sk-429-cool", "sk-ok-warm", *["sk-ok-warm"] * 4]
-    cools = [nodes.redis.hgetall(k) for k in nodes.redis.scan_iter("chat2api:{pool}:cool:*")]
+    cools = [nodes.redis.hgetall(k) for k in nodes.keys("cool")]
     assert len(cools) == 1 and 25 < float(cools[0]["*"]) - time.time() <= 30
 
     # the admin's "Clear cooldown" (a database write) reaches the shared state within a reload

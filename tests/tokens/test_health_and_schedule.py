@@ -24,7 +24,7 @@ def test_healthz_and_readyz(client):
     assert client.get("/readyz").status_code == 200
 
 
-@override_settings(REDIS_URL="redis://127.0.0.1:6379/12")
+@override_settings(REDIS_URL="redis://127.0.0.1:1/0")
 def test_readyz_checks_redis_when_configured(client, settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.cluster import REDIS, manage, postgres_database
+from tests.cluster import manage, postgres_database, redis_namespace
 from tests.gateway import ROOT
 
 REFRESHER = """
@@ -31,11 +31,11 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def cluster_env(fake_oauth):
-    with postgres_database(f"chat2api_test_refresh_{__import__('os').getpid()}") as url:
+    with postgres_database(f"chat2api_test_refresh_{__import__('os').getpid()}") as url, redis_namespace() as (redis_env, _):
         token_url = fake_oauth.url + "/oauth/token"
         yield {
             "DATABASE_URL": url,
-            "REDIS_URL": REDIS + "/13",
+            **redis_env,
             "OAUTH_TOKEN_URL": token_url,
             "OAUTH_RT_TOKEN_URL": token_url,
             "DJANGO_SETTINGS_MODULE": "chat2api_site.settings",

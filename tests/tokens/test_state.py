@@ -1,4 +1,4 @@
-"""The pool's live state behaves the same in process memory and in Redis (a real one, on db 15)."""
+"""The pool's live state behaves the same in process memory and in Redis (a real one, `TEST_REDIS_URL`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from typing import TypeVar
 
 import pytest
 
-from tests.cluster import REDIS, exclusive_redis
+from tests.cluster import redis_namespace
 from tokens.pool import CredentialPool, Lease, NoCredential, PooledCredential, _Snapshot
 from tokens.state import ANY_MODEL, Candidate, LocalState, PoolState, RedisState, Refusal
 
 T = TypeVar("T")
-URL = REDIS + "/15"
 NOW = 1_800_000_000.0
 TTL = 600.0
 
@@ -24,8 +23,8 @@ def state(request: pytest.FixtureRequest) -> Iterator[PoolState]:
     if request.param == "local":
         yield LocalState()
         return
-    with exclusive_redis(URL):
-        yield RedisState(URL)
+    with redis_namespace() as (env, _):
+        yield RedisState(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
 
 
 def run(state: PoolState, scenario: Callable[[], Awaitable[T]]) -> T:
@@ -123,18 +122,18 @@ def test_a_lease_expires_when_its_holder_never_releases_it(state):
 
 
 def test_redis_keys_expire_with_their_content():
-    state = RedisState(URL)
-
     async def scenario() -> None:
         now = time.time()
         await state.acquire([Candidate(1, limit=1)], "m1", "a", now, 60, None)
         await state.cool_down(2, "m1", now + 30)
         await state.cool_down(2, ANY_MODEL, now + 90)
 
-    with exclusive_redis(URL) as client:
+    with redis_namespace() as (env, client):
+        state = RedisState(env["REDIS_URL"], env["REDIS_KEY_PREFIX"])
         run(state, scenario)
-        assert 55 <= client.ttl("chat2api:{pool}:leases:1") <= 61
-        assert 85 <= client.ttl("chat2api:{pool}:cool:2") <= 91
+        prefix = env["REDIS_KEY_PREFIX"]
+        assert 55 <= client.ttl(f"{prefix}:{{pool}}:leases:1") <= 61
+        assert 85 <= client.ttl(f"{prefix}:{{pool}}:cool:2") <= 91
 
 
 def test_round_robin_is_one_sequence_and_skips_unready(state):
