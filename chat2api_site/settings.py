@@ -1,17 +1,19 @@
 """All configuration, read once from the environment (and an optional `.env`).
 
-Every variable of the original chat2api keeps its name and default. A value that does not parse stops
-start-up with `ImproperlyConfigured` naming the variable, instead of failing on the first request.
+Every variable of the original chat2api keeps its name and default. A value that does not parse or is
+out of range stops start-up with one line naming the variable and the value (chat2api_site/environment.py),
+instead of failing on the first request.
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
+
+from chat2api_site import environment
+from chat2api_site.environment import read as _read
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -21,24 +23,8 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
 
 
-BOOLEANS = frozenset({"true", "false", "1", "0", "yes", "no", "on", "off"})
-
-
-def _read(cast: str, name: str, default: Any) -> Any:
-    """Read one variable with django-environ, turning a parse error into a message naming it."""
-    if cast == "bool" and env.str(name, default="true").strip().lower() not in BOOLEANS:
-        raise ImproperlyConfigured(f"Environment variable {name} has an invalid value: expected true or false")
-    try:
-        return getattr(env, cast)(name, default=default)
-    except (ValueError, TypeError, ImproperlyConfigured) as exc:
-        raise ImproperlyConfigured(f"Environment variable {name} has an invalid value: {exc}") from None
-
-
-def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated on first run into var/ (never committed)."""
-    key = _read("str", "SECRET_KEY", "")
-    if key:
-        return key
+def _generated_secret_key() -> str:
+    """The embedded default's SECRET_KEY: generated on first run into var/ (never committed)."""
     path = VAR_DIR / "secret_key"
     if not path.exists():
         VAR_DIR.mkdir(exist_ok=True)
@@ -55,7 +41,7 @@ CHATGPT_BASE_URL: str = _read("str", "CHATGPT_BASE_URL", "https://chatgpt.com").
 PROXY_URL: list[str] = [p for p in _read("list", "PROXY_URL", []) if p]
 EXPORT_PROXY_URL: str = _read("str", "EXPORT_PROXY_URL", "")
 HISTORY_DISABLED: bool = _read("bool", "HISTORY_DISABLED", True)
-RETRY_TIMES: int = _read("int", "RETRY_TIMES", 3)
+RETRY_TIMES: int = _read("int", "RETRY_TIMES", 3, minimum=0, maximum=100)
 CONVERSATION_ONLY: bool = _read("bool", "CONVERSATION_ONLY", False)
 ENABLE_LIMIT: bool = _read("bool", "ENABLE_LIMIT", True)
 UPLOAD_BY_URL: bool = _read("bool", "UPLOAD_BY_URL", False)
@@ -64,61 +50,56 @@ RANDOM_TOKEN: bool = _read("bool", "RANDOM_TOKEN", True)
 ENABLE_GATEWAY: bool = _read("bool", "ENABLE_GATEWAY", False)
 ALLOW_RESET: bool = _read("bool", "ALLOW_RESET", True)
 
-if RETRY_TIMES < 0:
-    raise ImproperlyConfigured("Environment variable RETRY_TIMES must be 0 or more")
-
 # --- RefreshToken exchange (auth0 for older tokens, auth.openai.com for `rt_…` tokens) -------------
 OAUTH_TOKEN_URL: str = _read("str", "OAUTH_TOKEN_URL", "https://auth0.openai.com/oauth/token")
 OAUTH_CLIENT_ID: str = _read("str", "OAUTH_CLIENT_ID", "pdlLIX2Y72MIl2rhLhTE9VV9bN905kBh")
 OAUTH_RT_TOKEN_URL: str = _read("str", "OAUTH_RT_TOKEN_URL", "https://auth.openai.com/oauth/token")
 OAUTH_RT_CLIENT_ID: str = _read("str", "OAUTH_RT_CLIENT_ID", "app_LlGpXReQgckcGGUo2JrYvtJK")
 
-REFRESH_AHEAD_SECONDS: int = _read("int", "REFRESH_AHEAD_SECONDS", 24 * 3600)
-REFRESH_JITTER_SECONDS: int = _read("int", "REFRESH_JITTER_SECONDS", 300)
+REFRESH_AHEAD_SECONDS: int = _read("int", "REFRESH_AHEAD_SECONDS", 24 * 3600, minimum=0)
+REFRESH_JITTER_SECONDS: int = _read("int", "REFRESH_JITTER_SECONDS", 300, minimum=0)
 
 # Fernet keys for credentials at rest, newest first; empty derives one from SECRET_KEY (tokens/crypto.py).
-CREDENTIAL_KEYS: list[str] = [k for k in _read("list", "CREDENTIAL_KEYS", []) if k]
+CREDENTIAL_KEYS: list[str] = environment.fernet_keys("CREDENTIAL_KEYS")
 
 # --- Gateway tuning -------------------------------------------------------------------------------
-MAX_REQUEST_BYTES: int = _read("int", "MAX_REQUEST_BYTES", 20 * 1024 * 1024)
+MAX_REQUEST_BYTES: int = _read("int", "MAX_REQUEST_BYTES", 20 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
-UPSTREAM_CONNECT_TIMEOUT: float = _read("float", "UPSTREAM_CONNECT_TIMEOUT", 10.0)
-UPSTREAM_READ_TIMEOUT: float = _read("float", "UPSTREAM_READ_TIMEOUT", 120.0)
-UPSTREAM_MAX_CLIENTS: int = _read("int", "UPSTREAM_MAX_CLIENTS", 1024)
-DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60)
+UPSTREAM_CONNECT_TIMEOUT: float = _read("float", "UPSTREAM_CONNECT_TIMEOUT", 10.0, minimum=0.1)
+UPSTREAM_READ_TIMEOUT: float = _read("float", "UPSTREAM_READ_TIMEOUT", 120.0, minimum=0.1)
+UPSTREAM_MAX_CLIENTS: int = _read("int", "UPSTREAM_MAX_CLIENTS", 1024, minimum=1)
+DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60, minimum=0)
 # Transient failures (403, 5xx, timeouts, empty answers) cool a credential only when this many fall
 # within the window; a single one just moves the request on.
-FAILURE_THRESHOLD: int = _read("int", "FAILURE_THRESHOLD", 3)
-FAILURE_WINDOW_SECONDS: float = _read("float", "FAILURE_WINDOW_SECONDS", 60.0)
+FAILURE_THRESHOLD: int = _read("int", "FAILURE_THRESHOLD", 3, minimum=1)
+FAILURE_WINDOW_SECONDS: float = _read("float", "FAILURE_WINDOW_SECONDS", 60.0, minimum=0.1)
 # Put reasoning into `content` as <think>…</think> instead of the `reasoning_content` field.
 REASONING_INLINE: bool = _read("bool", "REASONING_INLINE", False)
 # Pause before a stream that is still being prepared gets its first `: keep-alive` comment (and between them).
-KEEPALIVE_SECONDS: float = _read("float", "KEEPALIVE_SECONDS", 5.0)
-POOL_RELOAD_SECONDS: float = _read("float", "POOL_RELOAD_SECONDS", 0.5)
-POOL_WAIT_SECONDS: float = _read("float", "POOL_WAIT_SECONDS", 10.0)
-LEASE_SECONDS: float = _read("float", "LEASE_SECONDS", 600.0)
+KEEPALIVE_SECONDS: float = _read("float", "KEEPALIVE_SECONDS", 5.0, minimum=0.1)
+POOL_RELOAD_SECONDS: float = _read("float", "POOL_RELOAD_SECONDS", 0.5, minimum=0.01)
+POOL_WAIT_SECONDS: float = _read("float", "POOL_WAIT_SECONDS", 10.0, minimum=0)
+LEASE_SECONDS: float = _read("float", "LEASE_SECONDS", 600.0, minimum=1)
 MODEL_MAP: dict[str, str] = _read("json", "MODEL_MAP", {})
 HOST: str = _read("str", "HOST", "127.0.0.1")
-PORT: int = _read("int", "PORT", 5005)
-ASGI_SERVER: str = _read("str", "ASGI_SERVER", "daphne")
-if ASGI_SERVER not in ("daphne", "uvicorn"):
-    raise ImproperlyConfigured("Environment variable ASGI_SERVER must be daphne or uvicorn")
+PORT: int = _read("int", "PORT", 5005, minimum=1, maximum=65535)
+ASGI_SERVER: str = _read("str", "ASGI_SERVER", "daphne", choices=("daphne", "uvicorn"))
 ADMIN_USERNAME: str = _read("str", "ADMIN_USERNAME", "")
 ADMIN_PASSWORD: str = _read("str", "ADMIN_PASSWORD", "")
-REDIS_URL: str = _read("str", "REDIS_URL", "")
+REDIS_URL: str = environment.redis_url("REDIS_URL")
 # Every Redis key this deployment writes (pool state, cache) starts with this, so deployments (and test runs)
 # can share one Redis database without touching each other's keys.
 REDIS_KEY_PREFIX: str = _read("str", "REDIS_KEY_PREFIX", "chat2api")
 # Automatic `action: continue` requests for a ChatGPT answer cut at its token limit.
-MAX_CONTINUES: int = _read("int", "MAX_CONTINUES", 3)
+MAX_CONTINUES: int = _read("int", "MAX_CONTINUES", 3, minimum=0, maximum=100)
 # Fetching user-supplied image and file URLs: size cap, and whether private addresses may be fetched.
-FETCH_MAX_BYTES: int = _read("int", "FETCH_MAX_BYTES", 20 * 1024 * 1024)
+FETCH_MAX_BYTES: int = _read("int", "FETCH_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
 FETCH_ALLOW_PRIVATE: bool = _read("bool", "FETCH_ALLOW_PRIVATE", False)
 # How long a signed /v1/files/... link to a generated file stays valid, in seconds.
-FILE_LINK_SECONDS: int = _read("int", "FILE_LINK_SECONDS", 24 * 3600)
+FILE_LINK_SECONDS: int = _read("int", "FILE_LINK_SECONDS", 24 * 3600, minimum=1)
 
 # --- Django ---------------------------------------------------------------------------------------
-SECRET_KEY = _secret_key()
+SECRET_KEY: str = _read("str", "SECRET_KEY", "")
 DEBUG: bool = _read("bool", "DEBUG", False)
 ALLOWED_HOSTS: list[str] = _read("list", "ALLOWED_HOSTS", ["*"])
 CSRF_TRUSTED_ORIGINS: list[str] = _read("list", "CSRF_TRUSTED_ORIGINS", [])
@@ -172,7 +153,12 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": _read("db_url", "DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": environment.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# The embedded default: SQLite and no Redis, one machine. Anything else is shared between nodes and
+# redeploys, so keys generated by one node would make the others' credentials unreadable.
+EMBEDDED: bool = DATABASES["default"]["ENGINE"].endswith("sqlite3") and not REDIS_URL
+environment.require_explicit(EMBEDDED, SECRET_KEY=SECRET_KEY, CREDENTIAL_KEYS=CREDENTIAL_KEYS)
+SECRET_KEY = SECRET_KEY or _generated_secret_key()
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL lets the request path read while the admin or a worker writes.
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL;"
@@ -210,7 +196,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-LOG_LEVEL: str = _read("str", "LOG_LEVEL", "INFO")
+LOG_LEVEL: str = _read("str", "LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -223,6 +209,7 @@ LOGGING = {
 # --- Celery (tokens/tasks.py); the schedule appears in the admin through django-celery-beat ---------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:"}
 else:
     _QUEUE_DIR = VAR_DIR / "celery"
     CELERY_BROKER_URL = "filesystem://"
@@ -240,7 +227,7 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-due-credentials": {
         "task": "tokens.tasks.refresh_due",
         "schedule": 300.0,
-        "options": {"expires": 240},
+        "options": {"expire_seconds": 240},
     },
 }
 if SCHEDULED_REFRESH:
@@ -249,5 +236,5 @@ if SCHEDULED_REFRESH:
     CELERY_BEAT_SCHEDULE["forced-refresh"] = {
         "task": "tokens.tasks.refresh_all",
         "schedule": crontab(minute=0, hour=3, day_of_month="*/4"),
-        "options": {"expires": 3600},
+        "options": {"expire_seconds": 3600},
     }

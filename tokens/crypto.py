@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.db.models.functions import Cast
 
 
 @cache
@@ -53,3 +54,28 @@ class EncryptedTextField(models.TextField):
     def get_prep_value(self, value: str | None) -> str | None:
         value = super().get_prep_value(value)
         return encrypt(value) if value else value
+
+
+def undecryptable(model: type[models.Model], limit: int | None = None) -> int:
+    """How many rows of `model` hold a secret the current keys cannot decrypt, newest first up to `limit`.
+
+    The ciphertext is read raw and never written back: a node with the wrong keys must not destroy what
+    the right keys can still read.
+    """
+    names = [field.name for field in model._meta.fields if isinstance(field, EncryptedTextField)]
+    rows = model.objects.order_by("-pk").values_list(*(Cast(name, models.TextField()) for name in names))
+    return sum(any(value and not _decrypts(value) for value in row) for row in rows[:limit].iterator())
+
+
+def _decrypts(token: str) -> bool:
+    try:
+        _fernet().decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
+KEYS_MISMATCH = (
+    "{count} stored credentials cannot be decrypted with CREDENTIAL_KEYS (without it, the key derived from "
+    "SECRET_KEY): set the keys they were stored with; they are left unchanged"
+)

@@ -7,7 +7,11 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 
+from tokens.crypto import KEYS_MISMATCH, undecryptable
 from tokens.models import Credential
+
+# Rows whose secrets each /readyz decrypts (newest first); start-up checks them all.
+READYZ_KEY_SAMPLE = 20
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -15,7 +19,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _database(), "credentials": _credentials()}
+    checks = {"database": _database(), "credentials": _credentials(), "credential_keys": _credential_keys()}
     if settings.REDIS_URL:
         checks["redis"] = _redis()
     ready = all(value == "ok" for value in checks.values())
@@ -35,6 +39,14 @@ def _credentials() -> str:
         return "ok" if Credential.objects.usable().exists() else "no usable credential"
     except DatabaseError:
         return "unknown"
+
+
+def _credential_keys() -> str:
+    try:
+        count = undecryptable(Credential, limit=READYZ_KEY_SAMPLE)
+    except DatabaseError:
+        return "unknown"
+    return f"error: {KEYS_MISMATCH.format(count=count)}" if count else "ok"
 
 
 def _redis() -> str:
