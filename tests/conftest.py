@@ -1,17 +1,12 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.fakes import chatgpt_server, oauth_server, openai_server
 from tests.fakes.base import FakeServer
 from tests.gateway import Gateway
-
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-sys.path.insert(0, str(SHARED / "openai"))
 
 
 @pytest.fixture(scope="session")
