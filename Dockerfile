@@ -11,10 +11,10 @@ WORKDIR /app
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels \
     && useradd --create-home --uid 10001 chat2api
-COPY --chown=chat2api:chat2api . .
+COPY --chown=10001:10001 . .
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput \
-    && mkdir -p var && chown chat2api:chat2api var
-USER chat2api
+    && mkdir -p var && chown 10001:10001 var
+USER 10001
 EXPOSE 5005
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['PORT'], timeout=4)"
+HEALTHCHECK --interval=30s --timeout=5s CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['PORT'], timeout=4)"]
 CMD ["python", "-m", "chat2api_site.serve"]

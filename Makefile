@@ -12,8 +12,11 @@ $(RUNTIME): requirements.txt
 $(DEV): $(RUNTIME) requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt && touch $@
 
+# exec: the shell becomes honcho, so a SIGTERM that make passes on (or Ctrl-C) reaches it, and honcho stops
+# every child's process group. HOST defaults to loopback here; the Procfile alone binds 0.0.0.0.
 run: $(RUNTIME)
-	$(PY) manage.py migrate --noinput && PATH="$(CURDIR)/.venv/bin:$$PATH" $(PY) -m honcho start --port $${PORT:-5005} web worker beat
+	$(PY) manage.py migrate --noinput
+	HOST=$${HOST:-127.0.0.1} PATH="$(CURDIR)/.venv/bin:$$PATH" exec $(PY) -m honcho start --port $${PORT:-5005} web worker beat
 
 test: $(DEV)
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
