@@ -10,6 +10,9 @@ POINTERS = {"file-service://": "file", "sediment://": "sediment"}
 SANDBOX = re.compile(r"\(sandbox:(/mnt/data/[^)\s]*)\)")
 # A construct that may still be growing is held back until it is whole: a citation mark, a file link.
 UNCLOSED = (("\u3010", "\u3011"), ("\ue200", "\ue201"), ("(sandbox:", ")"))
+# A whole citation mark still in the text after `cite` has no metadata yet: it is held until the metadata
+# arrives or the message ends (then it is shown as it is), so a raw mark never reaches the client early.
+MARK = re.compile(r"\u3010\d+(?::\d+)?\u2020[^\u3010\u3011]*\u3011|\ue200[^\ue200\ue201]*\ue201")
 NO_LINK = "*(generated file: downloading it needs chat history enabled)*"
 
 
@@ -75,8 +78,10 @@ def source_link(source: dict[str, Any]) -> str:
 
 
 def hold_back(text: str) -> str:
-    """`text` without a trailing construct that is not yet whole (or may be the start of one)."""
-    cut = len(text)
+    """`text` without a trailing construct that is not yet whole (or may be the start of one), nor
+    anything from the first citation mark that is still waiting for its metadata."""
+    mark = MARK.search(text)
+    cut = mark.start() if mark else len(text)
     for opener, closer in UNCLOSED:
         start = text.rfind(opener)
         if start >= 0 and closer not in text[start:]:

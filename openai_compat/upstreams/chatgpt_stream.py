@@ -55,6 +55,7 @@ class ChatGPTStream:
         self._sent: dict[str, str] = {}  # message id → the text already emitted for it
         self._latest: dict[str, str] = {}  # "content" / "reasoning" → id of the last message that emitted it
         self._glue: str | None = None  # after `resume`: the text the continued answer picks up from
+        self._held: dict[str, str] = {}  # message id → its whole text, while `hold_back` keeps some of it
 
     def resume(self) -> None:
         """Read the stream of an `action: continue`: its text is glued to the answer so far."""
@@ -88,8 +89,11 @@ class ChatGPTStream:
         return self._close()
 
     def _close(self) -> list[Delta]:
+        """The finish delta, after whatever was still held back: at the end, text is shown as it is."""
         self.done = True
-        return [Delta(finish_reason="content_filter" if self.blocked else self.finish or "stop")]
+        held, self._held = self._held, {}
+        flushed = [] if self.blocked else [d for i, text in held.items() for d in self._increment(i, "content", text)]
+        return [*flushed, Delta(finish_reason="content_filter" if self.blocked else self.finish or "stop")]
 
     def _apply(self, doc: dict[str, Any]) -> list[Delta]:
         channel = doc.get("c", self._last["c"])
@@ -165,7 +169,12 @@ class ChatGPTStream:
             return f"({url})" if url else match.group(0)
 
         text = SANDBOX.sub(sandbox, text)
-        return hold_back(text) if message.get("status") == "in_progress" else text
+        shown = hold_back(text) if message.get("status") == "in_progress" else text
+        if shown != text:
+            self._held[message_id] = text
+        else:
+            self._held.pop(message_id, None)
+        return shown
 
     def _media(self, message: dict[str, Any], message_id: str) -> str:
         """Images as Markdown once the message is finished (in-progress snapshots are partial renders)."""

@@ -10,7 +10,8 @@ before any text; `empty…` finishes without a word.
 The last user message picks the answer: "reason" (o1-style `a8km123` reasoning), "think" (2025
 `thoughts` + `reasoning_recap`), "draw" (a DALL·E tool call, the image, a caption), "imagegen" (4o image
 generation: a `sediment://` image with a partial render first), "sandbox" (code interpreter with a
-`sandbox:` link), "cite" (citations and content references), "moderate" (blocked by moderation),
+`sandbox:` link), "cite" (citations and content references), "latecite" (the same, with the citation
+metadata arriving only after the whole text, as a separate frame), "moderate" (blocked by moderation),
 "maxtokens" (cut at max_tokens; `action: continue` finishes it), "endless" (cut every time), "long" (one
 word every 20 ms), "capture" (replays the real v1 capture from tests/fixtures). Anything else: `ANSWER`.
 
@@ -34,7 +35,7 @@ import json
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,8 @@ CAPTURE = (
 )
 SCENARIOS = ("401", "403", "unusual", "429", "ratelimit", "413", "500", "pow", "turnstile", "arkose", "login")
 SCENARIOS += ("drop", "err", "empty")
-KEYWORDS = ("reason", "think", "imagegen", "draw", "sandbox", "cite", "moderate", "maxtokens", "endless", "long")
-KEYWORDS += ("capture",)
+KEYWORDS = ("reason", "think", "imagegen", "draw", "sandbox", "latecite", "cite", "moderate", "maxtokens", "endless")
+KEYWORDS += ("long", "capture")
 CLOUDFLARE_PAGE = (
     "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
     '<div class="cf-spinner-please-wait">Checking your browser</div>'
@@ -121,6 +122,7 @@ class Msg:
     finish: str | None = None
     patch_style: bool = False  # stream text as `patch` ops, as the 2026 capture does
     metadata: dict[str, Any] = field(default_factory=dict)
+    late_metadata: bool = False  # `metadata` only arrives after the last chunk, in a frame of its own
     mid: str = ""  # the message id; m<n> when empty
     pointer: str = ""  # an image message's asset pointer
 
@@ -171,11 +173,12 @@ def plan(keyword: str, scenario: str) -> list[Msg | dict]:
         code = Msg("assistant", "code", ["import pandas"], recipient="python")
         output = Msg("tool", "execution_output", ["saved"], name="python")
         return [code, output, Msg("assistant", "text", pieces(SANDBOX_TEXT), end_turn=True, finish="stop", mid="a-sb")]
-    if keyword == "cite":
+    if keyword in ("cite", "latecite"):
         citation = {"start_ix": 15, "end_ix": 26, "citation_format_type": "tether_og", "metadata": SKY}
         reference = {"matched_text": "\ue200cite\ue202turn0search0\ue201", "alt": GRASS_ALT, "items": []}
         meta = {"citations": [citation], "content_references": [reference]}
-        return [Msg("assistant", "text", pieces(CITED, 3), end_turn=True, finish="stop", metadata=meta)]
+        answer = Msg("assistant", "text", pieces(CITED, 3), end_turn=True, finish="stop", metadata=meta)
+        return [replace(answer, late_metadata=keyword == "latecite")]
     if keyword == "moderate":
         verdict = {"flagged": True, "blocked": True, "moderation_id": "modr-1"}
         event = {"type": "moderation", "moderation_response": verdict, "message_id": "m1", "is_completion": True}
@@ -223,7 +226,8 @@ def content(kind: str, text: str, pointer: str = "", done: bool = True) -> dict[
 
 
 def message(msg: Msg, mid: str, text: str, done: bool, slug: str) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"model_slug": slug, "default_model_slug": "auto", **msg.metadata}
+    extra = {} if msg.late_metadata and not done else msg.metadata
+    metadata: dict[str, Any] = {"model_slug": slug, "default_model_slug": "auto", **extra}
     if done and msg.finish:
         metadata |= {"finish_details": {"type": msg.finish, "stop_tokens": [200002]}, "is_complete": True}
     return {
@@ -269,6 +273,8 @@ def legacy_frames(turn: list[Msg | dict], slug: str) -> Iterator[bytes]:
         for chunk in item.chunks:
             text += chunk
             yield frame(root(message(item, mid, text, False, slug)))
+        if item.late_metadata:
+            yield frame(root(message(replace(item, late_metadata=False), mid, text, False, slug)))
         yield frame(root(message(item, mid, text, True, slug)))
 
 
@@ -294,6 +300,8 @@ def v1_message(msg: Msg, n: int, slug: str) -> Iterator[bytes]:
             yield frame({"p": "", "o": "patch", **op} if i == 0 else op, "delta")
         else:
             yield frame({"p": path, "o": "append", "v": chunk} if i == 0 else {"v": chunk}, "delta")
+    if msg.late_metadata:
+        yield frame({"p": "/message/metadata", "o": "append", "v": msg.metadata}, "delta")
     yield frame({"p": "", "o": "patch", "v": closing_ops(msg)}, "delta")
 
 

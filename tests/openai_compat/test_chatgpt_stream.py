@@ -213,6 +213,30 @@ def test_citations_become_markdown_links(v1: bool):
     assert not any(mark in d.content for d in deltas for mark in ("\u3010", "\ue200", "\ue201"))
 
 
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_citation_metadata_after_the_mark_still_gives_links(v1: bool):
+    deltas, _ = run(served("latecite", v1=v1))
+    sky = f"([{fake.SKY['title']}]({fake.SKY['url']}))"
+    assert text(deltas) == f"The sky is blue {sky} and grass is green {fake.GRASS_ALT}."
+    assert not any(mark in d.content for d in deltas for mark in ("\u3010", "\ue200", "\ue201"))
+
+
+def test_citation_mark_without_metadata_is_held_then_shown_whole_at_the_end():
+    mark = "\u301011\u2020source\u3011"
+    growing = [assistant("a1", [fake.CITED[:n]]) for n in (10, 26, 40, len(fake.CITED))]
+    deltas, _ = run(growing)
+    assert text(deltas) == "The sky is blue"  # nothing after the mark while its metadata may still come
+    done = assistant("a1", [fake.CITED], status="finished_successfully", end_turn=True)
+    deltas, _ = run([*growing, done])
+    assert text(deltas) == fake.CITED and mark in text(deltas)  # never dropped
+
+
+def test_text_still_held_when_the_stream_ends_is_not_lost():
+    deltas, _ = run([assistant("a1", [fake.CITED], end_turn=True), "[DONE]"])
+    assert text(deltas) == fake.CITED
+    assert finish(deltas) == ["stop"]
+
+
 def test_cite_ignores_bad_offsets_and_unsafe_urls():
     bad = [{"start_ix": 5, "end_ix": 99, "metadata": {"url": "https://x"}}, {"start_ix": "a", "end_ix": 2}]
     assert cite("plain text", {"citations": bad}) == "plain text"
@@ -229,6 +253,9 @@ def test_cite_ignores_bad_offsets_and_unsafe_urls():
         ("done [f](sandbox:/mnt/data/a.csv) ok", "done [f](sandbox:/mnt/data/a.csv) ok"),
         ("blue\u301011\u2020sou", "blue"),
         ("green \ue200cite\ue202turn0", "green "),
+        ("blue\u301011\u2020source\u3011 and more", "blue"),
+        ("green \ue200cite\ue202turn0search0\ue201. More", "green "),
+        ("\u3010\u6ce8\u610f\u3011 plain brackets", "\u3010\u6ce8\u610f\u3011 plain brackets"),
         ("plain", "plain"),
     ],
 )
