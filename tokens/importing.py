@@ -3,8 +3,10 @@
     <AccessToken or RefreshToken>[,<ChatGPT-Account-ID>]      a ChatGPT account
     openai <base_url> <api_key> [model,model,...]             an OpenAI-compatible API key
 
-Blank lines and lines starting with `#` are skipped. A bad line is reported by number with a reason that
-never shows the secret in full; every good line is still imported.
+A token's kind is recognised by its shape (`tokens.shapes`); a line that is no credential, or an
+AccessToken that has already expired (alone it can never work again), is refused. Blank lines and lines
+starting with `#` are skipped. A bad line is reported by number with a reason that never shows the
+secret in full; every good line is still imported.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.utils import timezone
 
+from tokens import shapes
 from tokens.models import Credential, Kind, Status, mask
+from tokens.refresh import jwt_expiry
 
 OPENAI_USAGE = "expected: openai <base_url> <api_key> [model,model,...]"
+CHATGPT_USAGE = "expected an AccessToken (eyJ…), a RefreshToken (rt_… or about 45 characters) or an `openai` line"
 _url_validator = URLValidator(schemes=["http", "https"])
 
 
@@ -118,10 +124,21 @@ def _parse_chatgpt(line_no: int, line: str) -> Entry:
     if token.startswith("sk-"):
         raise LineError(f"{mask(token)} looks like an API key; use: openai <base_url> <api_key>")
     if token.startswith("eyJ"):
-        if token.count(".") != 2:
-            raise LineError(f"{mask(token)} starts like an AccessToken but is not a JWT (header.payload.signature)")
-        return Entry(line_no, Kind.CHATGPT, access_token=token, account_id=account_id)
+        return Entry(line_no, Kind.CHATGPT, access_token=_access_token(token), account_id=account_id)
+    if not shapes.is_refresh_token(token):
+        raise LineError(f"not a recognised credential ({mask(token)}); {CHATGPT_USAGE}")
     return Entry(line_no, Kind.CHATGPT, refresh_token=token, account_id=account_id)
+
+
+def _access_token(token: str) -> str:
+    """`token` if it is an AccessToken that still works: alone (no RefreshToken), an expired one never will."""
+    expires = jwt_expiry(token) if shapes.is_access_token(token) else None
+    if expires is None:
+        raise LineError(f"{mask(token)} starts like an AccessToken but is not a JWT (header.payload.signature)")
+    if expires <= timezone.now():
+        when = expires.strftime("%Y-%m-%d %H:%M UTC")
+        raise LineError(f"AccessToken {mask(token)} expired on {when}; import it with its RefreshToken or a fresh one")
+    return token
 
 
 def import_credentials(text: str) -> ImportResult:
@@ -147,7 +164,6 @@ def _store(entry: Entry, result: ImportResult) -> None:
     if existing is None:
         new.save()
         result.created += 1
-        return
         return
     revive = settings.ALLOW_RESET and existing.status == Status.INVALID
     relist = entry.models is not None and list(entry.models) != existing.model_names

@@ -18,8 +18,9 @@ from tests.gateway import Gateway
 from tokens import services
 from tokens.models import Credential, Kind, Status
 
-JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2lnbmF0dXJlLWFiY2RlZmdoaWprbG1ub3A"
-RT = "rt-Abcdefghijklmnopqrstuvwxyz0123456789"
+# exp 2100-01-01
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJlLWFiY2RlZmdoaWprbG1ub3A"
+RT = "Abcdefghijklmnopqrstuvwxyz0123456789_-ABCDEFG"  # the 45-character auth0 form
 KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ123456"
 SECRETS = (JWT, RT, KEY)
 MASKED_JWT, MASKED_KEY = "eyJ…ub3A", "sk-…3456"

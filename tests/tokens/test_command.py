@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from tokens.models import Credential
 
-RT = "rt-Abcdefghijklmnopqrstuvwxyz0123456789"
+RT = "Abcdefghijklmnopqrstuvwxyz0123456789_-ABCDEFG"  # the 45-character auth0 form
 KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ123456"
 GOOD = f"# pool\n{RT},acct-1\nopenai https://api.example.com/v1 {KEY} m1\n"
 

@@ -8,8 +8,9 @@ from tests import factories
 from tokens.importing import Entry, ImportResult, import_credentials, parse
 from tokens.models import Credential, Kind, Status
 
-JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2lnbmF0dXJlLWFiY2RlZmdoaWprbG1ub3A"
-RT = "rt-Abcdefghijklmnopqrstuvwxyz0123456789"
+# exp 2100-01-01
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJlLWFiY2RlZmdoaWprbG1ub3A"
+RT = "Abcdefghijklmnopqrstuvwxyz0123456789_-ABCDEFG"  # the 45-character auth0 form
 KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ123456"
 ACCOUNT = "3f1c2b9e-0000-4000-8000-123456789abc"
 
@@ -41,6 +42,40 @@ def test_jwt_is_an_access_token_anything_else_a_refresh_token() -> None:
     entries, _ = parse(f"{JWT}\n{RT}")
     assert (entries[0].kind, entries[0].access_token, entries[0].refresh_token) == (Kind.CHATGPT, JWT, "")
     assert (entries[1].kind, entries[1].access_token, entries[1].refresh_token) == (Kind.CHATGPT, "", RT)
+
+
+def test_refresh_token_forms() -> None:
+    newer = "rt_" + "Q" * 30 + ".abc-DEF_123"
+    assert [e.refresh_token for e in parse(f"{RT}\n{newer}")[0]] == [RT, newer]
+
+
+@pytest.mark.parametrize("junk", ["hello", "rt-abc", "Abc123" * 3, "hello world", "x" * 39, "rt_short", "gpt-4o"])
+def test_a_line_that_is_no_credential_is_refused_by_number(junk: str) -> None:
+    entries, errors = parse(f"{RT}\n{junk}\n{JWT}")
+    assert [e.line_no for e in entries] == [1, 3]
+    assert len(errors) == 1 and errors[0][0] == 2
+    assert "not a recognised credential" in errors[0][1] or "unexpected spaces" in errors[0][1]
+    assert junk not in errors[0][1]
+
+
+def test_expired_access_token_is_refused_with_the_reason() -> None:
+    expired = JWT.replace("NDEwMjQ0NDgwMH0", "MTczNTY4OTYwMH0")  # exp 2025-01-01 00:00 UTC
+    line_no, reason = only_error(f"# old\n{expired},{ACCOUNT}")
+    assert line_no == 2
+    assert "expired on 2025-01-01 00:00 UTC; import it with its RefreshToken or a fresh one" in reason
+    assert expired not in reason
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2lnbmF0dXJl",  # no exp
+        "eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2lnbmF0dXJl",  # payload is not JSON
+        "eyJhbGciOiJSUzI1NiJ9.e30",  # two parts
+    ],
+)
+def test_access_token_without_a_readable_expiry_is_refused(token: str) -> None:
+    assert "not a JWT" in only_error(token)[1]
 
 
 def test_token_with_account_id() -> None:

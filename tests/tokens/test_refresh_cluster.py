@@ -43,7 +43,7 @@ def cluster_env(fake_oauth):
 
 
 def test_concurrent_refreshers_make_one_call(cluster_env, fake_oauth):
-    manage(cluster_env, "import_credentials", "-", stdin="rt-ok-frank\n")
+    manage(cluster_env, "import_credentials", "-", stdin="rt-ok-frank-0123456789abcdefghijklmnopqrstuvwxyz\n")
     cred_id = "1"
     start = time.time() + 3
     modes = ["inline", "inline", "inline", "beat", "beat", "beat"]
