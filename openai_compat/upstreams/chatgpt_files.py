@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import logging
 import mimetypes
 import re
@@ -127,7 +126,7 @@ def _file(ref: Any, param: str) -> Blob:
         return _data_url(data, param, name)
     try:
         return make_blob(base64.b64decode("".join(data.split()), validate=True), name)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character that is not ASCII
         raise invalid(param, f"{param}.file_data is not valid base64.") from None
 
 
@@ -149,7 +148,7 @@ def _data_url(url: str, param: str, name: str) -> Blob:
     mime, *flags = head.split(";")
     try:
         data = base64.b64decode("".join(payload.split()), validate=True) if "base64" in flags else None
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character that is not ASCII
         raise invalid(param, f"{param} is not valid base64.") from None
     return make_blob(unquote_to_bytes(payload) if data is None else data, name, mime.strip().lower())
 
