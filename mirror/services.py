@@ -34,7 +34,7 @@ async def models_for(identity: Identity) -> list[str]:
     if identity.kind == "own":
         return catalog.chatgpt_model_names()
     await pool.ready()
-    return available_models()
+    return list(available_models())
 
 
 async def conversations(identity: Identity) -> list[dict[str, Any]]:

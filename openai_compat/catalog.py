@@ -76,7 +76,10 @@ def chatgpt_model_names() -> list[str]:
     return [name for name in _table() if name != "*"]
 
 
-def listed_models(chatgpt_available: bool, openai_models: Iterable[str]) -> list[str]:
-    """What `/v1/models` shows: the ChatGPT names when an account can serve them, plus every key's models."""
-    names = chatgpt_model_names() if chatgpt_available else []
-    return sorted(set(names).union(openai_models))
+def listed_models(chatgpt_available: bool, openai_models: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """What `/v1/models` shows, sorted, name → `created` (0 when no upstream said): the ChatGPT names
+    when an account can serve them, plus every key's (model, created)."""
+    found = dict.fromkeys(chatgpt_model_names() if chatgpt_available else (), 0)
+    for name, created in openai_models:
+        found[name] = max(found.get(name, 0), created)
+    return dict(sorted(found.items()))

@@ -223,7 +223,8 @@ def _client_error(err: UpstreamError) -> APIError:
     )
 
 
-def available_models() -> list[str]:
+def available_models() -> dict[str, int]:
+    """The models the pool can serve now, name → `created`; from the snapshot, no query."""
     creds = pool.credentials
     chatgpt = any(c.kind == Kind.CHATGPT for c in creds)
-    return catalog.listed_models(chatgpt, (m for c in creds if c.kind == Kind.OPENAI for m in c.models))
+    return catalog.listed_models(chatgpt, (m for c in creds if c.kind == Kind.OPENAI for m in c.listed_models()))

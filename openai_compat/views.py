@@ -54,24 +54,27 @@ def conversation_header(answer: Answer) -> dict[str, str]:
     return {"X-Conversation-Id": answer.conversation_id} if answer.conversation_id else {}
 
 
-async def _models(caller: Caller) -> list[str]:
+async def _models(caller: Caller) -> dict[str, int]:
+    """name → `created` of what this caller can be served."""
     if caller.own is not None:
-        return catalog.chatgpt_model_names()
+        return dict.fromkeys(catalog.chatgpt_model_names(), 0)
     await pool.ready()
     return available_models()
 
 
-def _model_object(name: str) -> dict:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "chat2api"}
+def _model_object(name: str, created: int) -> dict:
+    return {"id": name, "object": "model", "created": created, "owned_by": "chat2api"}
 
 
 @api_view(("GET",))
 async def list_models(request: HttpRequest, caller: Caller) -> HttpResponse:
-    return json_response({"object": "list", "data": [_model_object(m) for m in await _models(caller)]})
+    data = [_model_object(name, created) for name, created in (await _models(caller)).items()]
+    return json_response({"object": "list", "data": data})
 
 
 @api_view(("GET",))
 async def retrieve_model(request: HttpRequest, caller: Caller, model: str) -> HttpResponse:
-    if model not in await _models(caller):
+    created = (await _models(caller)).get(model)
+    if created is None:
         raise model_not_found(model)
-    return json_response(_model_object(model))
+    return json_response(_model_object(model, created))

@@ -22,9 +22,10 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from tokens import operations
+from tokens.discovery import fetch_models
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
-from tokens.models import Credential, mask
+from tokens.models import Credential, Kind, mask
 from tokens.probe import probe
 from tokens.refreshing import refresh_credential
 from tokens.services import ANY_MODEL, cooldowns_of
@@ -51,10 +52,17 @@ class CredentialAdmin(admin.ModelAdmin):
     list_display_links = ("id", "secret")
     list_filter = ("kind", "status")
     search_fields = ("label", "account_id", "base_url")
-    actions = ("refresh_selected", "test_selected", "disable_selected", "enable_selected", "clear_cooldown_selected")
-    readonly_fields = ("error", "request_count", "error_count", "last_used_at", "created_at", "updated_at")
+    actions = (
+        *("refresh_selected", "test_selected", "fetch_models_selected"),
+        *("disable_selected", "enable_selected", "clear_cooldown_selected"),
+    )
+    readonly_fields = (
+        *("error", "upstream_models", "models_fetched_at"),
+        *("request_count", "error_count", "last_used_at", "created_at", "updated_at"),
+    )
     fieldsets = (
         (None, {"fields": ("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "model_names")}),
+        ("Models the upstream lists", {"fields": ("upstream_models", "models_fetched_at")}),
         ("Limits", {"fields": ("max_concurrency",)}),
         ("State", {"fields": ("status", "error", "cooldown_until", "model_cooldowns")}),
         ("Usage", {"fields": ("request_count", "error_count", "last_used_at", "created_at", "updated_at")}),
@@ -82,6 +90,10 @@ class CredentialAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def error(self, obj: Credential) -> str:
         return redact(obj.last_error, obj)
+
+    @admin.display(description="upstream models")
+    def upstream_models(self, obj: Credential) -> str:
+        return Truncator(", ".join(obj.discovered_models)).chars(2000)
 
     @admin.display(description="access token")
     def masked_access_token(self, obj: Credential) -> str:
@@ -116,6 +128,12 @@ class CredentialAdmin(admin.ModelAdmin):
         for cred in queryset:
             works, detail = probe(cred)
             self.message_user(request, f"{cred}: {detail}", messages.SUCCESS if works else messages.ERROR)
+
+    @admin.action(description="Fetch models (the upstream's GET /models)", permissions=["change"])
+    def fetch_models_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        for cred in queryset.filter(kind=Kind.OPENAI):
+            fetched = fetch_models(cred.pk)
+            self.message_user(request, f"{cred}: {fetched.detail}", messages.SUCCESS if fetched.ok else messages.ERROR)
 
     @admin.action(description="Disable selected credentials", permissions=["change"])
     def disable_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:

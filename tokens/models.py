@@ -48,7 +48,13 @@ class Credential(models.Model):
     account_id = models.CharField("ChatGPT-Account-ID", max_length=100, blank=True)
     base_url = models.URLField(blank=True, help_text="Upstream origin; empty uses CHATGPT_BASE_URL.")
     api_key = EncryptedTextField(blank=True)
-    model_names = models.JSONField(default=list, blank=True, help_text="Model names served; empty means any.")
+    model_names = models.JSONField(
+        default=list, blank=True, help_text="Model names served; empty means what the upstream lists (or any)."
+    )
+    discovered_models = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="The upstream's GET /models: name → created (0 unknown)."
+    )
+    models_fetched_at = models.DateTimeField(null=True, blank=True, editable=False)
     max_concurrency = models.PositiveIntegerField(default=0, help_text="0 = unlimited")
     fingerprint = models.CharField(max_length=64, unique=True, editable=False)
     access_token_expires_at = models.DateTimeField(null=True, blank=True, help_text="From the JWT's exp claim.")
@@ -85,6 +91,11 @@ class Credential(models.Model):
     @property
     def secret_masked(self) -> str:
         return mask(self.api_key or self.access_token or self.refresh_token)
+
+    @property
+    def served_models(self) -> list[str]:
+        """The operator's list when given, else the upstream's own; empty means any name."""
+        return list(self.model_names or self.discovered_models)
 
     def compute_fingerprint(self) -> str:
         """Identity for de-duplication: the same secret (and workspace) imported twice is one row."""

@@ -48,6 +48,7 @@ class PooledCredential:
     base_url: str = ""
     api_key: str = field(default="", repr=False)
     models: frozenset[str] = frozenset()
+    created: tuple[tuple[str, int], ...] = ()  # (model, created) where the upstream's GET /models said
     max_concurrency: int = 0
     expires_at: float | None = None  # of the access token, when known
     needs_refresh: bool = False
@@ -66,7 +67,8 @@ class PooledCredential:
             account_id=cred.account_id,
             base_url=cred.base_url,
             api_key=cred.api_key,
-            models=frozenset(cred.model_names or ()),
+            models=frozenset(cred.served_models),
+            created=tuple((m, c) for m, c in cred.discovered_models.items() if c),
             max_concurrency=cred.max_concurrency,
             expires_at=cred.access_token_expires_at.timestamp() if cred.access_token_expires_at else None,
             needs_refresh=cred.status == Status.NEEDS_REFRESH,
@@ -84,8 +86,14 @@ class PooledCredential:
         return bool(self.refresh_token) and (self.needs_refresh or expired or not self.access_token)
 
     def serves(self, model: str) -> bool:
-        """An `openai` key with no model list serves any name; ChatGPT accounts are matched by the caller."""
+        """An `openai` key serves its models (listed, else discovered), or any name when neither is known;
+        ChatGPT accounts are matched by the caller."""
         return not self.models or model in self.models
+
+    def listed_models(self) -> list[tuple[str, int]]:
+        """(model, created) for `/v1/models`: `created` is 0 where the upstream did not say."""
+        created = dict(self.created)
+        return [(model, created.get(model, 0)) for model in self.models]
 
 
 class NoCredential(Exception):

@@ -1,4 +1,7 @@
-"""The admin's "Test" button: one cheap authenticated call per credential that costs no generation."""
+"""The admin's "Test" button: one cheap authenticated call per credential that costs no generation.
+
+For an `openai` key that call is `GET /models`, which model discovery (`tokens.discovery`) reads too.
+"""
 
 from __future__ import annotations
 
@@ -21,13 +24,18 @@ def probe_url(cred: Credential) -> str:
     return (cred.base_url or settings.CHATGPT_BASE_URL).rstrip("/") + ACCOUNTS_PATH
 
 
-def probe(cred: Credential) -> tuple[bool, str]:
-    """(works, what the upstream said), with no secret in the text."""
+def get(cred: Credential) -> requests.Response:
+    """One authenticated GET of `probe_url`; raises curl_cffi's `RequestException` when unreachable."""
     headers = {"User-Agent": f"chat2api/{__version__}", "Authorization": f"Bearer {cred.api_key or cred.access_token}"}
     if cred.account_id:
         headers["ChatGPT-Account-ID"] = cred.account_id
+    return requests.get(probe_url(cred), headers=headers, timeout=(settings.UPSTREAM_CONNECT_TIMEOUT, 20))
+
+
+def probe(cred: Credential) -> tuple[bool, str]:
+    """(works, what the upstream said), with no secret in the text."""
     try:
-        response = requests.get(probe_url(cred), headers=headers, timeout=(settings.UPSTREAM_CONNECT_TIMEOUT, 20))
+        response = get(cred)
     except RequestException as exc:
         return False, f"unreachable ({type(exc).__name__})"
     if response.status_code == 200:

@@ -1,10 +1,10 @@
-"""Celery tasks: thin adapters that take ids and call `tokens.refreshing`."""
+"""Celery tasks: thin adapters that take ids and call `tokens.refreshing` and `tokens.discovery`."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from tokens import refreshing
+from tokens import discovery, refreshing
 
 
 @shared_task(ignore_result=True)
@@ -13,8 +13,16 @@ def refresh_one(cred_id: int, force: bool = False) -> str:
 
 
 @shared_task(ignore_result=True)
+def fetch_models(cred_id: int) -> str:
+    return discovery.fetch_models(cred_id).detail
+
+
+@shared_task(ignore_result=True)
 def refresh_due() -> int:
-    """Enqueue a refresh for every credential close to expiry, spread out with jitter."""
+    """The pool's periodic pass: enqueue a refresh for every credential close to expiry, spread out with
+    jitter, and a model fetch for every `openai` key whose model list is missing or old."""
+    for cred_id in discovery.due_ids():
+        fetch_models.delay(cred_id)
     return _enqueue(refreshing.due_credential_ids(force=False), force=False)
 
 

@@ -5,6 +5,8 @@ The API key picks the scenario: `sk-ok…` answers, `sk-401…` is refused, `sk-
 in-stream error, `sk-empty…` finishes without a word, `sk-slow…` answers one word every 50 ms, `sk-long…` a long answer
 (one word every 50 ms for about 6 s), `sk-rich…` some reasoning then Markdown with a list, a code block and an image.
 A client that goes away before the end of a streamed answer is counted in `cancelled` (per key).
+`GET /v1/models` lists `MODELS` (one without `created`, as some compatible servers do), or refuses a
+`sk-401…` key; `model_lists` counts those calls per key (`calls` counts only chat requests).
 Besides `calls`, the server keeps `order` (the key of each request, in arrival order) and `peak` (the
 most requests one key ever had open at once).
 Run it alone (`python -m tests.fakes.openai_server --port 9000`) for the benchmark.
@@ -29,6 +31,11 @@ WORDS[-1] = WORDS[-1].rstrip()
 SVG = "<svg xmlns='http://www.w3.org/2000/svg' width='96' height='64'><rect width='96' height='64' fill='red'/></svg>"
 PICTURE = "data:image/svg+xml;base64," + base64.b64encode(SVG.encode()).decode()
 LONG_WORDS = [f"word{i} " for i in range(120)]
+MODELS = [
+    {"id": "fake-model", "object": "model", "created": 1700000000, "owned_by": "fake"},
+    {"id": "fake-model-mini", "object": "model", "created": 1710000000, "owned_by": "fake"},
+    {"id": "fake-model-undated", "object": "model", "owned_by": "fake"},
+]
 RICH_REASONING = ["The user wants ", "a short example. ", "A list and some Python will do."]
 RICH_ANSWER = [
     "Here is **a short example**:\n\n",
@@ -66,10 +73,12 @@ class OpenAIFake(FakeServer):
         self.open: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
         self.cancelled: Counter[str] = Counter()  # streamed answers whose client went away before the end
+        self.model_lists: Counter[str] = Counter()  # GET /v1/models per key
 
     def reset(self) -> None:
         super().reset()
         self.cancelled.clear()
+        self.model_lists.clear()
         self.order.clear()
         self.open.clear()
         self.peak.clear()
@@ -140,7 +149,12 @@ def make_app(server_ref: list[OpenAIFake] | None = None, delay: float = 0.0) -> 
             server.open[key] -= 1
 
     async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if server_ref:
+            server_ref[0].model_lists[key] += 1
+        if key.startswith("sk-401"):
+            return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        return web.json_response({"object": "list", "data": MODELS})
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", tracked_chat)

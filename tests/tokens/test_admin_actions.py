@@ -35,3 +35,17 @@ def test_test_action_makes_a_cheap_call(admin_client, fake_openai, fake_chatgpt)
     assert page.count(": ok") == 2 and "unreachable" in page
     assert not fake_openai.calls  # the probe asked for no generation
     assert "sk-ok-probe-secret" not in page and "eyJok.probe.secret" not in page
+
+
+def test_fetch_models_action_stores_what_each_upstream_lists(admin_client, fake_openai):
+    key = openai_key(fake_openai.url + "/v1", "sk-ok-fetch-secret")
+    refused = openai_key(fake_openai.url + "/v1", "sk-401-fetch-secret")
+    account = chatgpt_account("eyJok.fetch.secret")  # not an `openai` key: skipped
+    page = act(admin_client, "fetch_models_selected", key, refused, account)
+    assert ": 3 model(s)" in page and "GET /models answered HTTP 401" in page
+    assert not any(secret in page for secret in ("sk-ok-fetch-secret", "sk-401-fetch-secret", "eyJok.fetch.secret"))
+    assert dict(fake_openai.model_lists) == {"sk-ok-fetch-secret": 1, "sk-401-fetch-secret": 1}
+    key.refresh_from_db()
+    assert key.discovered_models["fake-model-mini"] == 1710000000
+    change = admin_client.get(reverse("admin:tokens_credential_change", args=[key.pk])).content.decode()
+    assert "fake-model-undated" in change
