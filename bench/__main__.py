@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import free_port, raise_nofile
+from bench.parse import line as parse_costs
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -264,6 +265,7 @@ def main() -> int:
     print(table(results))
     for note in notes(results, counts):
         print(note)
+    print(parse_costs())
     print()
     for server in servers:
         print(f"{server}: taskset -c 0 python " + " ".join(SERVERS[server]).replace("{port}", "PORT"))
