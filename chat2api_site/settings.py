@@ -69,10 +69,14 @@ UPSTREAM_CONNECT_TIMEOUT: float = _read("float", "UPSTREAM_CONNECT_TIMEOUT", 10.
 UPSTREAM_READ_TIMEOUT: float = _read("float", "UPSTREAM_READ_TIMEOUT", 120.0, minimum=0.1)
 UPSTREAM_MAX_CLIENTS: int = _read("int", "UPSTREAM_MAX_CLIENTS", 1024, minimum=1)
 DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60, minimum=0)
-# Transient failures (403, 5xx, timeouts, empty answers) cool a credential only when this many fall
-# within the window; a single one just moves the request on.
-FAILURE_THRESHOLD: int = _read("int", "FAILURE_THRESHOLD", 3, minimum=1)
-FAILURE_WINDOW_SECONDS: float = _read("float", "FAILURE_WINDOW_SECONDS", 60.0, minimum=0.1)
+# Outlier detection (tokens/health.py): transient failures (403, 5xx, timeouts, dropped or empty answers) eject a
+# credential only when it stands out from the others serving the model over the window.
+OUTLIER_CONSECUTIVE_FAILURES: int = _read("int", "OUTLIER_CONSECUTIVE_FAILURES", 5, minimum=1)
+OUTLIER_MIN_REQUESTS: int = _read("int", "OUTLIER_MIN_REQUESTS", 5, minimum=1)
+OUTLIER_WINDOW_SECONDS: float = _read("float", "OUTLIER_WINDOW_SECONDS", 60.0, minimum=1.0)
+OUTLIER_BASE_EJECTION_SECONDS: float = _read("float", "OUTLIER_BASE_EJECTION_SECONDS", 30.0, minimum=0.1)
+OUTLIER_MAX_EJECTION_SECONDS: float = _read("float", "OUTLIER_MAX_EJECTION_SECONDS", 300.0, minimum=0.1)
+MAX_EJECTION_PERCENT: int = _read("int", "MAX_EJECTION_PERCENT", 50, minimum=0, maximum=100)
 # Put reasoning into `content` as <think>…</think> instead of the `reasoning_content` field.
 REASONING_INLINE: bool = _read("bool", "REASONING_INLINE", False)
 # Pause before a stream that is still being prepared gets its first `: keep-alive` comment (and between them).

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 from asgiref.sync import sync_to_async
@@ -40,6 +40,11 @@ def slug_for(cred: PooledCredential, model: str) -> str | None:
     if cred.kind == Kind.CHATGPT:
         return catalog.chatgpt_slug(model)
     return model if cred.serves(model) else None
+
+
+def serving(model: str) -> Callable[[PooledCredential], bool]:
+    """Which pool credentials can serve `model`: the candidates of a pick and the peers in health checks."""
+    return lambda cred: slug_for(cred, model) is not None
 
 
 @dataclass(slots=True)
@@ -78,8 +83,10 @@ class Answer:
             pool.record_use(self.cred, self.model, self.failed, self.usage)
             if lease is not None:
                 await pool.release(lease)
-                if self.cred.half_open and not self.failed:
-                    await pool.recovered(self.cred)
+                if self.failed:
+                    await pool.failed_transiently(self.cred, serving(self.model), "the upstream failed mid-answer")
+                else:
+                    await pool.succeeded(self.cred)
 
 
 async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
@@ -91,9 +98,7 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
     last: UpstreamError | None = None
     for _ in range(settings.RETRY_TIMES + 1):
         try:
-            lease = await pool.pick(
-                request.model, lambda c: slug_for(c, request.model) is not None, tried, caller.affinity
-            )
+            lease = await pool.pick(request.model, serving(request.model), tried, caller.affinity)
         except NoCredential as exc:
             raise _exhausted(request.model, exc, last) from None
         cred = lease.cred
@@ -178,7 +183,7 @@ async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> N
     elif err.action == Action.INVALID:
         await pool.disable(cred, Status.INVALID, err.message)
     elif err.action == Action.NEXT:
-        await pool.failed_transiently(cred, err.message)
+        await pool.failed_transiently(cred, serving(model), err.message)
 
 
 def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> APIError:

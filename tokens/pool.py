@@ -27,7 +27,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from tokens import services
+from tokens import health, services
 from tokens.models import Credential, Status, mask
 from tokens.services import ANY_MODEL
 from tokens.state import Candidate, PoolState, make_state
@@ -251,17 +251,32 @@ class CredentialPool:
         await self.state.cool_down(cred.id, model or ANY_MODEL, until)
         await _db(services.mark_cooling, cred.id, until, model, reason)
 
-    async def failed_transiently(self, cred: PooledCredential, reason: str) -> None:
-        """Several transient failures within `FAILURE_WINDOW_SECONDS` cool the credential; one does not."""
-        window = settings.FAILURE_WINDOW_SECONDS
-        count = await self.state.note_failure(cred.id, time.time(), window)
-        if count >= settings.FAILURE_THRESHOLD:
-            why = f"{count} failures within {window:g} s; last: {reason}"
-            await self.cool_down(cred, settings.DEFAULT_COOLDOWN_SECONDS, None, why)
+    async def failed_transiently(
+        self, cred: PooledCredential, serves: Callable[[PooledCredential], bool], reason: str
+    ) -> None:
+        """Count a transient failure; eject `cred` when it is an outlier among the credentials that `serves`
+        the model (`tokens.health`): in the shared state first, then in the database with the reason."""
+        if cred.id is None:
+            return
+        others = [c.id for c in self._snap.credentials if c.id != cred.id and serves(c)]
+        now = time.time()
+        evidence = await self.state.note_outcome(cred.id, True, now, settings.OUTLIER_WINDOW_SECONDS, others)
+        verdict = health.judge(evidence) if evidence is not None else None
+        if verdict is None:
+            return
+        until, most = now + verdict.seconds, health.most_ejected(len(others) + 1)
+        if await self.state.eject(cred.id, others, now, until, most, until + settings.OUTLIER_MAX_EJECTION_SECONDS):
+            log.warning("credential %s ejected: %s", cred, verdict.reason)
+            await _db(services.mark_ejected, cred.id, f"{verdict.reason}; last: {reason}")
 
-    async def recovered(self, cred: PooledCredential) -> None:
-        """A half-open credential answered: back to full service (on every node after the reload)."""
-        await _db(services.mark_recovered, cred.id)
+    async def succeeded(self, cred: PooledCredential) -> None:
+        """An answer completed: count it; a half-open credential is back to full service (every node follows
+        after the reload)."""
+        if cred.id is None:
+            return
+        await self.state.note_outcome(cred.id, False, time.time(), settings.OUTLIER_WINDOW_SECONDS)
+        if cred.half_open:
+            await _db(services.mark_recovered, cred.id)
 
     async def disable(self, cred: PooledCredential, status: str, reason: str) -> None:
         """Drop `cred` from this snapshot now and record why; other processes follow on reload."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, F, Max
+from django.db.models import Case, Count, F, Max, Value, When
 from django.utils import timezone
 
 from tokens import refresh
@@ -54,6 +54,16 @@ def mark_cooling(cred_id: int, until: float, model: str | None, reason: str) -> 
             cred.status = Status.COOLING
         cred.last_error = reason
         cred.save(update_fields=["model_cooldowns", "cooldown_until", "status", "last_error", "updated_at"])
+
+
+def mark_ejected(cred_id: int, reason: str) -> None:
+    """An outlier ejection (`tokens.health`): cooling, half-open once it ends, with the reason for the admin.
+    Its end time lives in the pool state only, so that a reload does not turn it into an explicit cooldown."""
+    Credential.objects.filter(pk=cred_id).update(
+        status=Case(When(status=Status.ACTIVE, then=Value(Status.COOLING)), default=F("status")),
+        last_error=reason,
+        updated_at=timezone.now(),
+    )
 
 
 def mark_recovered(cred_id: int) -> None:

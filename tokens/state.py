@@ -1,9 +1,11 @@
-"""The pool's live state: leases (in-flight requests), concurrency limits, the round-robin cursor, cooldowns.
+"""The pool's live state: leases (in-flight requests), concurrency limits, the round-robin cursor, cooldowns,
+and the evidence of credential health with its ejections (`tokens.health`, kept by `tokens.outcomes`).
 
 Requests on every process and node must see one pool, so with `REDIS_URL` this state lives in Redis and
 each pick-and-lease is one Lua script (atomic, one round trip); without it, `LocalState` gives the same
 semantics in process memory. A lease is a member of a sorted set per credential scored by its expiry:
 releasing twice removes nothing, and the lease of a process that died falls out when it expires.
+A pick skips ejected credentials unless no other candidate is ready or busy (panic); cooldowns always hold.
 The list of credentials is not here: each process keeps the snapshot it reloads from the database.
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,9 @@ from dataclasses import dataclass
 import redis.asyncio
 from django.conf import settings
 from redis.commands.core import AsyncScript
+
+from tokens.health import Evidence
+from tokens.outcomes import LocalOutcomes, RedisOutcomes
 
 ANY_MODEL = "*"  # the cooldown key that covers every model (the same as `tokens.services.ANY_MODEL`)
 
@@ -64,8 +68,17 @@ class PoolState(ABC):
     async def in_flight(self, cred_id: int, now: float) -> int: ...
 
     @abstractmethod
-    async def note_failure(self, cred_id: int, now: float, window: float) -> int:
-        """Record a transient failure; how many `cred_id` had within the last `window` seconds."""
+    async def note_outcome(
+        self, cred_id: int, failed: bool, now: float, window: float, peers: Sequence[int] = ()
+    ) -> Evidence | None:
+        """Count a finished request of `cred_id`; after a failure, the evidence on it and its `peers`."""
+
+    @abstractmethod
+    async def eject(
+        self, cred_id: int, others: Sequence[int], now: float, until: float, most: int, forget_at: float
+    ) -> bool:
+        """Eject `cred_id` until `until`, unless it already is or `most` of `others` are; the ejection counts
+        as recent until `forget_at`. False when nothing was done."""
 
 
 def choose(ready: Sequence[int], cursor: int, point: float | None) -> int:
@@ -80,12 +93,13 @@ class LocalState(PoolState):
         self._cursor = 0
         self._cooldowns: dict[int, dict[str, float]] = {}
         self._leases: dict[int, dict[str, float]] = {}
-        self._failures: dict[int, list[float]] = {}
+        self._health = LocalOutcomes()
 
     async def acquire(
         self, candidates: Sequence[Candidate], model: str, lease: str, now: float, ttl: float, point: float | None
     ) -> int | Refusal:
         ready: list[int] = []
+        ejected: list[int] = []
         busy, wait = False, math.inf
         for cand in candidates:
             cools = self._cooldowns.get(cand.id, {})
@@ -96,7 +110,9 @@ class LocalState(PoolState):
             if cand.limit and self._live_leases(cand.id, now) >= cand.limit:
                 busy = True
             else:
-                ready.append(cand.id)
+                (ejected if self._health.ejected(cand.id, now) else ready).append(cand.id)
+        if not ready and not busy:
+            ready = ejected  # panic: every usable candidate is ejected, so use them anyway
         if not ready:
             return Refusal(busy=busy, cooling_for=wait if not busy and 0 < wait < math.inf else None)
         if point is None:
@@ -125,29 +141,41 @@ class LocalState(PoolState):
     async def in_flight(self, cred_id: int, now: float) -> int:
         return self._live_leases(cred_id, now)
 
-    async def note_failure(self, cred_id: int, now: float, window: float) -> int:
-        recent = [t for t in self._failures.get(cred_id, []) if t > now - window] + [now]
-        self._failures[cred_id] = recent
-        return len(recent)
+    async def note_outcome(
+        self, cred_id: int, failed: bool, now: float, window: float, peers: Sequence[int] = ()
+    ) -> Evidence | None:
+        return self._health.note(cred_id, failed, now, window, peers)
+
+    async def eject(
+        self, cred_id: int, others: Sequence[int], now: float, until: float, most: int, forget_at: float
+    ) -> bool:
+        return self._health.eject(cred_id, others, now, until, most, forget_at)
 
 
-# KEYS: the cursor, then (cooldowns hash, leases sorted set) per candidate.
+# KEYS: the cursor, then (cooldowns hash, leases sorted set, ejection hash) per candidate.
 # ARGV: now, model, lease id, lease expiry, random point ('' = round-robin), then (id, limit) per candidate,
 # where a limit of -1 marks a candidate already tried by this request.
 PICK = """
 local now, model, lease, expiry, point = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local ready, busy, wait = {}, false, nil
-for i = 1, (#KEYS - 1) / 2 do
+local ready, ejected, busy, wait = {}, {}, false, nil
+for i = 1, (#KEYS - 1) / 3 do
   local limit = tonumber(ARGV[5 + 2 * i])
-  local all, one = unpack(redis.call('HMGET', KEYS[2 * i], '*', model))
+  local all, one = unpack(redis.call('HMGET', KEYS[3 * i - 1], '*', model))
   local left = math.max(tonumber(all) or 0, tonumber(one) or 0) - now
   if wait == nil or left < wait then wait = left end
   if limit >= 0 and left <= 0 then
-    local leases = KEYS[2 * i + 1]
+    local leases = KEYS[3 * i]
     if limit > 0 then redis.call('ZREMRANGEBYSCORE', leases, '-inf', now) end
-    if limit > 0 and redis.call('ZCARD', leases) >= limit then busy = true else ready[#ready + 1] = i end
+    if limit > 0 and redis.call('ZCARD', leases) >= limit then
+      busy = true
+    elseif (tonumber(redis.call('HGET', KEYS[3 * i + 1], 'until')) or 0) > now then
+      ejected[#ejected + 1] = i
+    else
+      ready[#ready + 1] = i
+    end
   end
 end
+if #ready == 0 and not busy then ready = ejected end
 if #ready == 0 then
   if busy then return {'busy'} end
   if wait ~= nil and wait > 0 then return {'cooling', tostring(wait)} end
@@ -156,7 +184,7 @@ end
 local n = math.floor((tonumber(point) or 0) * #ready) + 1
 if point == '' then n = (redis.call('INCR', KEYS[1]) - 1) % #ready + 1 end
 local i = ready[n]
-local leases = KEYS[2 * i + 1]
+local leases = KEYS[3 * i]
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
 redis.call('ZADD', leases, expiry, lease)
 local last = redis.call('ZRANGE', leases, -1, -1, 'WITHSCORES')
@@ -171,6 +199,7 @@ class RedisState(PoolState):
     def __init__(self, url: str, namespace: str = "chat2api") -> None:
         self._url = url
         self._prefix = f"{namespace}:{{pool}}:"
+        self._health = RedisOutcomes(self._prefix)
         # redis.asyncio connections belong to the event loop that opened them.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncScript]]
         self._clients = weakref.WeakKeyDictionary()
@@ -194,7 +223,7 @@ class RedisState(PoolState):
         keys = [f"{self._prefix}cursor"]
         args: list[str | float | int] = [now, model, lease, now + ttl, "" if point is None else point]
         for cand in candidates:
-            keys += [self._cool(cand.id), self._leases(cand.id)]
+            keys += [self._cool(cand.id), self._leases(cand.id), self._health.ejection_key(cand.id)]
             args += [cand.id, -1 if cand.excluded else cand.limit]
         _, script = self._client()
         reply = await script(keys=keys, args=args)
@@ -229,13 +258,15 @@ class RedisState(PoolState):
         client, _ = self._client()
         return await client.zcount(self._leases(cred_id), f"({now}", "+inf")
 
-    async def note_failure(self, cred_id: int, now: float, window: float) -> int:
-        client, _ = self._client()
-        key = f"{self._prefix}fail:{cred_id}"
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(key, "-inf", now - window).zadd(key, {uuid.uuid4().hex: now})
-            _, _, count, _ = await pipe.zcard(key).expire(key, math.ceil(window)).execute()
-        return count
+    async def note_outcome(
+        self, cred_id: int, failed: bool, now: float, window: float, peers: Sequence[int] = ()
+    ) -> Evidence | None:
+        return await self._health.note(self._client()[0], cred_id, failed, now, window, peers)
+
+    async def eject(
+        self, cred_id: int, others: Sequence[int], now: float, until: float, most: int, forget_at: float
+    ) -> bool:
+        return await self._health.eject(self._client()[0], cred_id, others, now, until, most, forget_at)
 
     async def close(self) -> None:
         """Close this event loop's connections (tests open a loop per test)."""

@@ -5,6 +5,8 @@ The API key picks the scenario: `sk-ok…` answers, `sk-401…` is refused, `sk-
 in-stream error, `sk-empty…` finishes without a word, `sk-slow…` answers one word every 50 ms, `sk-long…` a long answer
 (one word every 50 ms for about 6 s), `sk-rich…` some reasoning then Markdown with a list, a code block and an image.
 A client that goes away before the end of a streamed answer is counted in `cancelled` (per key).
+Whatever the key, a prompt containing `fail-once-<id>` gets a 500 the first time the server sees that id
+(a prompt-caused failure: the next credential answers it); the ids seen are in `failed_once`.
 `GET /v1/models` lists `MODELS` (one without `created`, as some compatible servers do), or refuses a
 `sk-401…` key; `model_lists` counts those calls per key (`calls` counts only chat requests).
 Besides `calls`, the server keeps `order` (the key of each request, in arrival order) and `peak` (the
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import json
+import re
 import time
 from collections import Counter
 
@@ -30,6 +33,7 @@ WORDS = [w + " " for w in ANSWER.split(" ")]
 WORDS[-1] = WORDS[-1].rstrip()
 SVG = "<svg xmlns='http://www.w3.org/2000/svg' width='96' height='64'><rect width='96' height='64' fill='red'/></svg>"
 PICTURE = "data:image/svg+xml;base64," + base64.b64encode(SVG.encode()).decode()
+FAIL_ONCE = re.compile(r"fail-once-[\w-]+")
 LONG_WORDS = [f"word{i} " for i in range(120)]
 MODELS = [
     {"id": "fake-model", "object": "model", "created": 1700000000, "owned_by": "fake"},
@@ -73,12 +77,14 @@ class OpenAIFake(FakeServer):
         self.open: Counter[str] = Counter()
         self.peak: Counter[str] = Counter()
         self.cancelled: Counter[str] = Counter()  # streamed answers whose client went away before the end
+        self.failed_once: set[str] = set()
         self.model_lists: Counter[str] = Counter()  # GET /v1/models per key
 
     def reset(self) -> None:
         super().reset()
-        self.cancelled.clear()
         self.model_lists.clear()
+        self.cancelled.clear()
+        self.failed_once.clear()
         self.order.clear()
         self.open.clear()
         self.peak.clear()
@@ -92,6 +98,10 @@ def make_app(server_ref: list[OpenAIFake] | None = None, delay: float = 0.0) -> 
             server_ref[0].calls[key] += 1
             server_ref[0].requests.append(body)
         model = body.get("model", "fake-model")
+        once = FAIL_ONCE.search(json.dumps(body.get("messages")))
+        if once and server_ref and once.group() not in server_ref[0].failed_once:
+            server_ref[0].failed_once.add(once.group())
+            return web.Response(status=500, text="Internal upstream failure (once for this prompt)")
         if key.startswith("sk-late-"):  # a slow start (1 s before any byte), then the scenario that follows
             await asyncio.sleep(1.0)
             key = "sk-" + key.removeprefix("sk-late-")

@@ -56,20 +56,20 @@ def test_transient_failures_move_on(gateway, fake_openai, key):
     for _ in range(4):
         reply = client(gateway).chat.completions.create(model="fake-model", messages=MESSAGES)
         assert reply.choices[0].message.content.startswith("Hello")
-    # one failure moves on; only FAILURE_THRESHOLD (3) of them within the window cool the credential
-    expected = Status.COOLING if fake_openai.calls[key] >= 3 else Status.ACTIVE
-    assert Credential.objects.get(pk=flaky.pk).status == expected
+    # a failure moves on; fewer than OUTLIER_CONSECUTIVE_FAILURES (5) of them never take the credential out
+    assert Credential.objects.get(pk=flaky.pk).status == Status.ACTIVE
 
 
-def test_repeated_transient_failures_cool_then_half_open_probe(gateway, fake_openai):
-    flaky = openai_key(fake_openai.url + "/v1", "sk-500-thrice")
+def test_a_sole_failing_credential_stays_in_then_half_open_probe(gateway, fake_openai):
+    flaky = openai_key(fake_openai.url + "/v1", "sk-500-alone")
     settle()
-    for _ in range(4):
+    for _ in range(8):
         with pytest.raises(openai.APIStatusError):
             client(gateway).chat.completions.create(model="fake-model", messages=MESSAGES)
-    assert fake_openai.calls["sk-500-thrice"] == 3  # the third failure cooled it: the fourth was refused locally
+    # without peers nothing says the failures are the credential's (and panic would use it anyway)
+    assert fake_openai.calls["sk-500-alone"] == 8
     flaky.refresh_from_db()
-    assert flaky.status == Status.COOLING and "3 failures" in flaky.last_error
+    assert flaky.status == Status.ACTIVE
 
     # a cooldown that has ended leaves the credential half-open: one probe at a time until one succeeds
     probe = openai_key(fake_openai.url + "/v1", "sk-slow-probe")

@@ -1,0 +1,82 @@
+"""Outlier detection through a real gateway: prompt-caused failures take no credential out; a failing one goes.
+
+Each scenario runs on a gateway with its state in memory and on one with its state in Redis.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+import redis
+
+from tests.cluster import redis_namespace
+from tests.factories import openai_key
+from tests.gateway import Gateway, settle
+from tokens.models import Credential, Status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def node(
+    request: pytest.FixtureRequest, gateway_env: dict[str, str]
+) -> Iterator[tuple[Gateway, redis.Redis | None, str]]:
+    """A gateway, and in Redis mode a client and the key prefix of its pool state."""
+    if request.param == "memory":
+        yield request.getfixturevalue("gateway"), None, ""
+        return
+    with redis_namespace() as (redis_env, client):
+        gateway = Gateway({**gateway_env, **redis_env}).start()
+        yield gateway, client, f"{redis_env['REDIS_KEY_PREFIX']}:{{pool}}:"
+        gateway.stop()
+
+
+def ask(gateway: Gateway, prompt: str, stream: bool) -> bool:
+    """One chat request through the SDK; whether it got the whole answer."""
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    messages = [{"role": "user", "content": prompt}]
+    try:
+        reply = client.chat.completions.create(model="fake-model", messages=messages, stream=stream)
+        if stream:
+            text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+        else:
+            text = reply.choices[0].message.content or ""
+    except openai.APIError:
+        return False
+    return text.startswith("Hello from the fake upstream")
+
+
+def test_one_time_prompt_failures_take_no_healthy_credential_out(node, fake_openai):
+    gateway, _, _ = node
+    creds = [openai_key(fake_openai.url + "/v1", f"sk-ok-health-{side}") for side in "ab"]
+    settle()
+
+    def one(i: int) -> bool:
+        prompt = f"Say hello fail-once-{uuid.uuid4().hex}" if i % 2 else "Say hello"
+        return ask(gateway, prompt, stream=i % 4 < 2)
+
+    with ThreadPoolExecutor(8) as pool:
+        answered = sum(pool.map(one, range(200)))
+    assert answered >= 198
+    assert len(fake_openai.failed_once) == 100  # every other prompt failed once, on one credential or the other
+    assert {Credential.objects.get(pk=c.pk).status for c in creds} == {Status.ACTIVE}
+
+
+def test_an_always_failing_credential_is_out_within_ten_requests(node, fake_openai):
+    gateway, client, prefix = node
+    bad = openai_key(fake_openai.url + "/v1", "sk-500-outlier")
+    carriers = [openai_key(fake_openai.url + "/v1", f"sk-ok-carrier-{i}") for i in range(2)]
+    settle()
+    assert all(ask(gateway, "Say hello", stream=i % 2 == 0) for i in range(60))
+    assert 5 <= fake_openai.calls["sk-500-outlier"] <= 10  # OUTLIER_CONSECUTIVE_FAILURES, then out
+    assert fake_openai.calls["sk-ok-carrier-0"] + fake_openai.calls["sk-ok-carrier-1"] == 60
+    bad.refresh_from_db()
+    assert bad.status == Status.COOLING and "as an outlier" in bad.last_error
+    assert "Internal upstream failure" in bad.last_error
+    assert {Credential.objects.get(pk=c.pk).status for c in carriers} == {Status.ACTIVE}
+    if client is not None:  # the ejection is in the shared state, for every node
+        assert float(client.hget(f"{prefix}eject:{bad.pk}", "until")) > 0
