@@ -13,9 +13,9 @@ from openai_compat.upstreams.chatgpt_markdown import NO_LINK, Asset, cite, hold_
 from openai_compat.upstreams.chatgpt_stream import ChatGPTStream, StreamError, apply_op
 from tests.fakes import chatgpt_server as fake
 
-ROOT = Path(__file__).resolve().parents[2]
-CAPTURE_NAME = "2026-03-22_f-conversation_delta-encoding-v1_gpt-5-3_team.sse"
-CAPTURES = [ROOT.parent / "shared" / "chatgpt-captures" / CAPTURE_NAME, ROOT / "tests" / "fixtures" / CAPTURE_NAME]
+CAPTURE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "2026-03-22_f-conversation_delta-encoding-v1_gpt-5-3_team.sse"
+)
 
 
 def data_lines(body: bytes) -> list[bytes]:
@@ -56,11 +56,8 @@ def assistant(mid: str, parts: list[str], status: str = "in_progress", **extra: 
     return {"message": {"status": status, "recipient": "all", "metadata": {}, **message, **extra}, "error": None}
 
 
-@pytest.mark.parametrize("path", CAPTURES, ids=["shared", "fixtures"])
-def test_real_capture_gives_exactly_its_answer(path: Path):
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
-    deltas, parser = run(data_lines(path.read_bytes()))
+def test_real_capture_gives_exactly_its_answer():
+    deltas, parser = run(data_lines(CAPTURE.read_bytes()))
     assert text(deltas) == "Hi. What do you need help with?"
     assert [d.content for d in deltas if d.content] == ["Hi.", " What do", " you need help with?"]
     assert reasoning(deltas) == ""
