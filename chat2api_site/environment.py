@@ -33,7 +33,9 @@ EXPECTED = {
     "list": "expected a comma-separated list",
     "str": "expected text",
 }
-DATABASE_EXAMPLE = "expected a database URL such as postgres://user:pass@host:5432/chat2api or sqlite:////path/db.sqlite3"
+DATABASE_EXAMPLE = (
+    "expected a database URL such as postgres://user:pass@host:5432/chat2api or sqlite:////path/db.sqlite3"
+)
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
@@ -127,7 +129,7 @@ def require_explicit(embedded: bool, **values: object) -> None:
     if missing and not embedded:
         raise SettingError(
             f"set {' and '.join(missing)}: with PostgreSQL or REDIS_URL every node and every redeploy must use the "
-            "same keys, or stored credentials become unreadable (generate a key with: python -c \"from "
+            'same keys, or stored credentials become unreadable (generate a key with: python -c "from '
             'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
         )
 

@@ -7,8 +7,8 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("CREDENTIAL_KEYS", "dGVzdC1jcmVkZW50aWFsLWtleS0zMi1ieXRlcy0xMjM=")
 
-from chat2api_site.settings import *  # noqa: E402, F403
-from chat2api_site.settings import DATABASES, VAR_DIR  # noqa: E402
+from chat2api_site.settings import *  # noqa: F403
+from chat2api_site.settings import DATABASES, VAR_DIR
 
 # One file per test session, so that concurrent sessions never share (or delete) each other's database.
 TEST_DATABASE = VAR_DIR / f"test-{os.getpid()}.sqlite3"

@@ -1,19 +1,122 @@
-"""Start-up: a bad setting stops it naming the variable; the first admin is created or explained."""
+"""Start-up: a bad setting stops it with one line; shared deployments need explicit keys; keys that cannot
+decrypt the stored credentials are reported and change nothing; the first admin is created or explained."""
 
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import sys
+
+import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 
 from chat2api_site import serve
-from tests.cluster import run_python
+from tests.cluster import POSTGRES, TEST_REDIS_URL, manage, postgres_database, run_python
+from tests.gateway import free_port
+from tests.processes import get, platform_env, spawn, stop, wait_until
 
 
-@pytest.mark.parametrize(("name", "value"), [("RETRY_TIMES", "abc"), ("HISTORY_DISABLED", "maybe-not"), ("PORT", "x")])
-def test_bad_value_stops_startup_naming_the_variable(name, value):
-    result = run_python({name: value}, "manage.py", "check")
+def assert_one_line(result, start: str) -> str:
     assert result.returncode != 0
-    assert f"Environment variable {name}" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(start), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("MAX_REQUEST_BYTES", "-5", "must be at least 1"),
+        ("RETRY_TIMES", "abc", "expected a whole number"),
+        ("HISTORY_DISABLED", "maybe-not", "expected true or false"),
+        ("PORT", "70000", "must be at most 65535"),
+        ("UPSTREAM_READ_TIMEOUT", "0", "must be at least 0.1"),
+        ("ASGI_SERVER", "gunicorn", "must be one of daphne, uvicorn"),
+        ("DATABASE_URL", "mysqlish://db/chat2api", "expected a database URL"),
+        ("REDIS_URL", "http://cache:6379/0", "expected a URL such as redis://"),
+    ],
+)
+def test_bad_value_stops_startup_with_one_line(name, value, why):
+    line = assert_one_line(run_python({name: value}, "manage.py", "check"), f"chat2api: {name}={value} is invalid:")
+    assert why in line
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "secret"),
+    [
+        ("DATABASE_URL", "postgres://chat2api:hunter2-secret@db:99999/chat2api", "hunter2-secret"),
+        ("REDIS_URL", "redis://:hunter2-secret@cache:0/0", "hunter2-secret"),
+        ("CREDENTIAL_KEYS", "hunter2-secret", "hunter2-secret"),
+    ],
+)
+def test_a_secret_in_a_bad_value_is_masked(name, value, secret):
+    result = run_python({name: value}, "manage.py", "check")
+    assert_one_line(result, f"chat2api: {name}=")
+    assert secret not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "missing"), [("", "SECRET_KEY and CREDENTIAL_KEYS"), ("set-by-the-operator", "CREDENTIAL_KEYS")]
+)
+def test_postgres_without_explicit_keys_refuses_to_start(secret_key, missing):
+    with postgres_database(f"chat2api_test_startup_{os.getpid()}") as url:
+        env = {"DATABASE_URL": url, "SECRET_KEY": secret_key, "CREDENTIAL_KEYS": ""}
+        assert_one_line(run_python(env, "manage.py", "check"), f"chat2api: set {missing}: ")
+
+
+def test_redis_without_explicit_keys_refuses_to_start():
+    result = run_python({"REDIS_URL": TEST_REDIS_URL, "SECRET_KEY": "", "CREDENTIAL_KEYS": ""}, "manage.py", "check")
+    assert_one_line(result, "chat2api: set SECRET_KEY and CREDENTIAL_KEYS:")
+
+
+def test_web_process_does_not_migrate_a_shared_database():
+    name = f"chat2api_test_unmigrated_{os.getpid()}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        result = run_python({"DATABASE_URL": f"{POSTGRES}/{name}"}, "-m", "chat2api_site.serve")
+        assert_one_line(result, "chat2api: the database has unapplied migrations: run `python manage.py migrate")
+        with psycopg.connect(f"{POSTGRES}/{name}") as conn:
+            assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_keys_that_cannot_decrypt_are_reported_and_change_nothing(tmp_path):
+    database = tmp_path / "keys.sqlite3"
+    stored_with = {"DATABASE_URL": f"sqlite:///{database}", "CREDENTIAL_KEYS": Fernet.generate_key().decode()}
+    manage(stored_with, "migrate", "--noinput")
+    manage(
+        stored_with, "import_credentials", "-", stdin="openai http://127.0.0.1:9/v1 sk-stored-with-the-old-key-0001\n"
+    )
+    before = rows(database)
+    port = free_port()
+    other_key = Fernet.generate_key().decode()
+    env = platform_env(**{**stored_with, "CREDENTIAL_KEYS": other_key}, HOST="127.0.0.1", PORT=str(port))
+    env["AUTHORIZATION"] = "test-code"
+    log = tmp_path / "serve.log"
+    web = spawn([sys.executable, "-m", "chat2api_site.serve"], env, log)
+    try:
+        wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, "the web process")
+        status, body = get(f"http://127.0.0.1:{port}/readyz")
+        assert status == 503
+        assert "CREDENTIAL_KEYS" in json.loads(body)["checks"]["credential_keys"]
+        get(f"http://127.0.0.1:{port}/v1/models", "test-code")  # the pool loads (and cannot read) the credentials
+    finally:
+        stop(web)
+    assert "chat2api: 1 stored credentials cannot be decrypted with CREDENTIAL_KEYS" in log.read_text()
+    assert rows(database) == before
+
+
+def rows(database) -> list[tuple]:
+    with sqlite3.connect(database) as conn:
+        return conn.execute("SELECT * FROM tokens_credential ORDER BY id").fetchall()
 
 
 @pytest.mark.django_db

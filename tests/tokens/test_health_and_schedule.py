@@ -19,7 +19,11 @@ def test_healthz_and_readyz(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503
-    assert not_ready.json()["checks"] == {"database": "ok", "credentials": "no usable credential"}
+    assert not_ready.json()["checks"] == {
+        "database": "ok",
+        "credentials": "no usable credential",
+        "credential_keys": "ok",
+    }
     openai_key("http://127.0.0.1:9/v1", "sk-ok-ready")
     assert client.get("/readyz").status_code == 200
 
@@ -32,6 +36,15 @@ def test_readyz_checks_redis_when_configured(client, settings):
     openai_key("http://127.0.0.1:9/v1", "sk-ok-ready")
     body = client.get("/readyz").json()
     assert body["checks"]["redis"].startswith("error")
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler closes its database connection
+def test_beat_tasks_carry_their_expiry_into_the_database(settings):
+    app.conf.beat_schedule = settings.CELERY_BEAT_SCHEDULE  # exactly as settings.py declares it
+    DatabaseScheduler(app=app)
+    assert PeriodicTask.objects.get(name="refresh-due-credentials").expire_seconds == 240
+    entry = DatabaseScheduler(app=app).schedule["refresh-due-credentials"]
+    assert entry.options["expires"] == 240  # what beat puts on each message it sends
 
 
 @pytest.mark.django_db(transaction=True)  # the scheduler closes its database connection
