@@ -19,9 +19,14 @@ buys nothing:
   `sync_to_async`; a body that arrives in one message is not copied into a spooled file; and the
   client's disconnect is watched by one task that cancels the request's task, instead of two tasks
   and `asyncio.wait`.
+- An unknown path or an exception no view handled answers in the OpenAI error shape (a JSON 404, a
+  500 with a request id, a 503 when Redis is unreachable) instead of Django's HTML pages.
 
-Behaviour is Django's otherwise: the same request object, URL resolution, views, exception
-handling, response encoding; a client that hangs up cancels the view or the streaming response.
+Every path, API or not, gets the body limit before its body is read (`limits.py`; under daphne, whose
+Twisted layer buffers a whole body before the application runs, `daphne_limits.py`).
+
+Behaviour is Django's otherwise: the same request object, URL resolution, views, response encoding;
+a client that hangs up cancels the view or the streaming response.
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ from django.core.cache import close_caches
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import reset_urlconf
-from django.core.handlers.exception import convert_exception_to_response
 from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 
 site = get_asgi_application()
@@ -87,7 +93,15 @@ class APIHandler(ASGIHandler):
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
-        self._middleware_chain = convert_exception_to_response(self._get_response_async)
+        self._middleware_chain = self._get_response_or_error
+
+    async def _get_response_or_error(self, request: HttpRequest) -> HttpResponseBase:
+        """Django's `convert_exception_to_response` for the API: an unknown path (Django: an HTML 404) or an
+        unexpected exception (an HTML 500) answers in the OpenAI error shape, with a request id."""
+        try:
+            return await self._get_response_async(request)
+        except Exception as exc:  # as Django's converter does
+            return unexpected(request, exc)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -168,12 +182,22 @@ class APIHandler(ASGIHandler):
         await send_signal(signals.request_finished, getattr(response, "_handler_class", self.__class__))
 
 
+from chat2api_site import daphne_limits, limits  # noqa: E402
 from chat2api_site.urls import API_ROOT  # noqa: E402
+from openai_compat.errors import unexpected  # noqa: E402
+
+daphne_limits.install()
 
 api = APIHandler()
 
 
 async def http(scope, receive, send) -> None:
+    length = limits.declared_length(scope)
+    if length is not None and length > settings.MAX_REQUEST_BYTES:
+        await limits.refuse(send)
+        return
+    if length is None:
+        receive = limits.limited(receive, send)
     handler = api if scope["path"].startswith(API_ROOT) else site
     await handler(scope, receive, send)
 

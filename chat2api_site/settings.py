@@ -7,6 +7,7 @@ instead of failing on the first request.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -97,6 +98,12 @@ REDIS_KEY_PREFIX: str = _read("str", "REDIS_KEY_PREFIX", "chat2api")
 # Automatic `action: continue` requests for a ChatGPT answer cut at its token limit.
 MAX_CONTINUES: int = _read("int", "MAX_CONTINUES", 3, minimum=0, maximum=100)
 # Fetching user-supplied image and file URLs: size cap, and whether private addresses may be fetched.
+# Redis connections per process (pool state, and the cache), and the seconds to wait for a free one, to
+# connect, or for a reply; past that the request gets a 503 instead of waiting or failing at random.
+REDIS_MAX_CONNECTIONS: int = _read("int", "REDIS_MAX_CONNECTIONS", 50, minimum=1)
+REDIS_TIMEOUT: float = _read("float", "REDIS_TIMEOUT", 5.0, minimum=0.1)
+# A caller may send its own ChatGPT AccessToken or RefreshToken as the API key (the seed's behaviour).
+ALLOW_OWN_TOKENS: bool = _read("bool", "ALLOW_OWN_TOKENS", True)
 FETCH_MAX_BYTES: int = _read("int", "FETCH_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
 FETCH_ALLOW_PRIVATE: bool = _read("bool", "FETCH_ALLOW_PRIVATE", False)
 # How long a signed /v1/files/... link to a generated file stays valid, in seconds.
@@ -111,6 +118,13 @@ CSRF_COOKIE_HTTPONLY = True  # the web page reads the token from a meta tag
 if _read("bool", "BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client: the login throttles and the
+# own-token throttle key on the client's address, which is the proxy's unless it is trusted here.
+_proxies: list[str] = [p.strip() for p in _read("list", "TRUSTED_PROXIES", []) if p.strip()]
+try:
+    TRUSTED_PROXIES = tuple(ipaddress.ip_network(p, strict=False) for p in _proxies)
+except ValueError:
+    raise environment.invalid("TRUSTED_PROXIES", ",".join(_proxies), "expected IPs or CIDRs, e.g. 10.0.0.0/8") from None
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -178,6 +192,13 @@ if REDIS_URL:
         }
     }
     CHANNEL_LAYERS = {
+            "OPTIONS": {
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": REDIS_MAX_CONNECTIONS,
+                "timeout": REDIS_TIMEOUT,
+                "socket_connect_timeout": REDIS_TIMEOUT,
+                "socket_timeout": REDIS_TIMEOUT,
+            },
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},

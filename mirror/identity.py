@@ -19,7 +19,6 @@ from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
 
-from mirror import throttle
 from mirror.models import SeedToken, fingerprint
 from openai_compat.services import Caller
 from tokens import crypto
@@ -27,11 +26,13 @@ from tokens import services as token_services
 from tokens.models import Kind
 from tokens.pool import PooledCredential
 from tokens.refresh import RefreshFailed, jwt_expiry
+from tokens.throttle import Throttle, by_address, client_address
 
 SESSION_KEY = "mirror"
 WRONG_TOKEN = "That token was not accepted. Check it and try again."
 # Anything else than an AccessToken is tried as a RefreshToken; junk is refused without asking upstream.
 PLAUSIBLE_REFRESH_TOKEN = re.compile(r"[\w.~+/=-]{20,}")
+LOGIN_THROTTLE = Throttle("mirror-login")
 
 
 class LoginRefused(Exception):
@@ -105,16 +106,16 @@ async def _own(token: str) -> Identity:
 
 async def log_in(request: HttpRequest, token: str) -> Identity:
     """Check `token` (slowed down after repeated failures from one address) and start a fresh session."""
-    address = throttle.client_address(request)
-    wait = await throttle.locked_for(address)
+    address = by_address(client_address(request))
+    wait = await LOGIN_THROTTLE.alocked_for(address)
     if wait:
         raise LoginRefused(f"Too many failed attempts from your address. Try again in {wait} s.", status=429)
     try:
         identity = await authenticate(token)
     except LoginRefused:
-        await throttle.record_failure(address)
+        await LOGIN_THROTTLE.arecord_failure(address)
         raise
-    await throttle.forget(address)
+    await LOGIN_THROTTLE.aforget(address)
     await request.session.acycle_key()  # a new session id (and CSRF token): nothing fixed before login
     await request.session.aset(SESSION_KEY, asdict(identity))
     rotate_token(request)

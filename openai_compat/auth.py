@@ -6,19 +6,27 @@ import functools
 import hmac
 from collections.abc import Awaitable, Callable
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from openai_compat.errors import APIError, error_response
+from openai_compat.errors import APIError, error_response, new_request_id, unexpected
 from openai_compat.services import Caller
+from tokens import services as token_services
 from tokens.models import Kind
 from tokens.pool import PooledCredential
+from tokens.refresh import RefreshFailed
+from tokens.shapes import is_access_token, is_refresh_token
+from tokens.throttle import Throttle, by_address, client_address
 
 View = Callable[..., Awaitable[HttpResponse]]
+# Refused RefreshTokens per client address: the server must not become a free oracle for guessing them.
+OWN_TOKEN_THROTTLE = Throttle("own-token")
 
 
-def caller_from(request: HttpRequest) -> Caller:
-    """A Bearer equal to an `AUTHORIZATION` code uses the pool; any other is the caller's own token."""
+async def caller_from(request: HttpRequest) -> Caller:
+    """A Bearer equal to an `AUTHORIZATION` code uses the pool; one shaped like a ChatGPT AccessToken or
+    RefreshToken (`token` or `token,account_id`) is the caller's own, when `ALLOW_OWN_TOKENS`; else 401."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -29,22 +37,41 @@ def caller_from(request: HttpRequest) -> Caller:
     if any(hmac.compare_digest(token, code) for code in settings.AUTHORIZATION):
         return Caller()
     secret, _, account_id = token.partition(",")
-    account_id = account_id.strip() or request.headers.get("ChatGPT-Account-ID", "")
-    is_access_token = secret.startswith("eyJ")  # a JWT; anything else is taken for a RefreshToken
-    return Caller(
-        own=PooledCredential(
-            id=None,
-            kind=Kind.CHATGPT,
-            access_token=secret if is_access_token else "",
-            refresh_token="" if is_access_token else secret,
-            account_id=account_id,
-        )
-    )
+    secret, account_id = secret.strip(), account_id.strip() or request.headers.get("ChatGPT-Account-ID", "")
+    if not settings.ALLOW_OWN_TOKENS:
+        raise wrong_key()
+    if is_access_token(secret):
+        return Caller(own=PooledCredential(None, Kind.CHATGPT, access_token=secret, account_id=account_id))
+    if not is_refresh_token(secret):
+        raise wrong_key()
+    access_token = await exchange_own(secret, by_address(client_address(request)))
+    own = PooledCredential(None, Kind.CHATGPT, access_token=access_token, refresh_token=secret, account_id=account_id)
+    return Caller(own=own)
+
+
+def wrong_key() -> APIError:
+    return APIError(401, "Incorrect API key provided.", code="invalid_api_key")
+
+
+async def exchange_own(refresh_token: str, address: str) -> str:
+    """The AccessToken for a caller's RefreshToken (cached); refused tokens lock their address out for a while."""
+    wait = await OWN_TOKEN_THROTTLE.alocked_for(address)
+    if wait:
+        message = f"Too many refused RefreshTokens from your address. Try again in {wait} s."
+        raise APIError(429, message, "requests", code="rate_limit_exceeded", headers={"Retry-After": str(wait)})
+    try:
+        return await sync_to_async(token_services.own_access_token, thread_sensitive=False)(refresh_token)
+    except RefreshFailed as exc:
+        if not exc.permanent:
+            message = "Your RefreshToken could not be checked right now; try again later."
+            raise APIError(503, message, "server_error", code="refresh_unavailable") from None
+        await OWN_TOKEN_THROTTLE.arecord_failure(address)
+        raise APIError(401, f"Your RefreshToken was refused: {exc.reason}", code="invalid_api_key") from None
 
 
 def cors_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     response["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
-    response["Access-Control-Expose-Headers"] = "X-Conversation-Id, Retry-After"
+    response["Access-Control-Expose-Headers"] = "X-Conversation-Id, Retry-After, X-Request-Id"
     response["Vary"] = "Origin"
     return response
 
@@ -67,12 +94,16 @@ def api_view(methods: tuple[str, ...]) -> Callable[[View], View]:
         async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if request.method == "OPTIONS":
                 return preflight(request)
+            request.request_id = new_request_id()
             try:
                 if request.method not in methods:
                     raise APIError(405, f"Method {request.method} is not allowed here.", code="method_not_allowed")
-                response = await view(request, caller_from(request), *args, **kwargs)
+                response = await view(request, await caller_from(request), *args, **kwargs)
             except APIError as err:
                 response = error_response(err)
+            except Exception as exc:
+                response = unexpected(request, exc)
+            response["x-request-id"] = request.request_id
             return cors_headers(request, response)
 
         return wrapper

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import orjson
-from django.http import HttpResponse
+import redis
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse
+
+log = logging.getLogger(__name__)
+# Redis did not answer (down, or no free connection within REDIS_TIMEOUT): the server cannot serve now.
+REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
 class APIError(Exception):
@@ -31,6 +40,39 @@ def error_response(err: APIError) -> HttpResponse:
     for name, value in err.headers.items():
         response[name] = value
     return response
+
+
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
+def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """The answer to an exception that no code below the view turned into an `APIError`.
+
+    Django's own answers would be HTML pages; an API client gets the OpenAI shape instead. A server fault
+    is logged here, once, under the request id that the client sees in the message and `x-request-id`.
+    """
+    request_id = getattr(request, "request_id", "") or new_request_id()
+    response = error_response(_error_for(request, exc, request_id))
+    response["x-request-id"] = request_id
+    response._has_been_logged = True  # Django would log every 4xx/5xx again, without the request id
+    return response
+
+
+def _error_for(request: HttpRequest, exc: Exception, request_id: str) -> APIError:
+    if isinstance(exc, Http404):
+        return APIError(404, f"Invalid URL ({request.method} {request.path})")
+    if isinstance(exc, SuspiciousOperation | BadRequest):
+        return APIError(400, "The request could not be read.")
+    if isinstance(exc, PermissionDenied):
+        return APIError(403, "You may not do this.", code="permission_denied")
+    if isinstance(exc, REDIS_UNAVAILABLE):
+        log.error("request %s: Redis unavailable: %s", request_id, exc)
+        message = f"The server is temporarily unavailable; retry shortly (request ID {request_id})."
+        return APIError(503, message, "server_error", code="service_unavailable", headers={"Retry-After": "1"})
+    log.error("request %s: %s %s failed", request_id, request.method, request.path, exc_info=exc)
+    message = f"The server had an error while processing your request (request ID {request_id})."
+    return APIError(500, message, "server_error")
 
 
 def invalid(param: str | None, message: str, code: str | None = None) -> APIError:

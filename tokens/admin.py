@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from tokens import operations
+from tokens.admin_login import ThrottledLoginForm
 from tokens.discovery import fetch_models
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
@@ -33,6 +34,8 @@ from tokens.services import ANY_MODEL, cooldowns_of
 # Secrets of any credential that an upstream might echo in an error: API keys and JWTs.
 SECRET_PATTERN = re.compile(r"sk-[\w-]{12,}|eyJ[\w-]+\.[\w-]+\.[\w-]+")
 MAX_ERROR_MESSAGES = 20
+
+admin.site.login_form = ThrottledLoginForm  # password guessing is slowed down (tokens/throttle.py)
 
 
 def redact(text: str, cred: Credential) -> str:

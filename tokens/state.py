@@ -207,7 +207,18 @@ class RedisState(PoolState):
     def _client(self) -> tuple[redis.asyncio.Redis, AsyncScript]:
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
-            client = redis.asyncio.from_url(self._url, decode_responses=True)
+            # Blocking: past REDIS_MAX_CONNECTIONS a request waits for a free connection (up to REDIS_TIMEOUT)
+            # instead of failing at once; a Redis that does not answer is a ConnectionError, not a hang.
+            timeout = settings.REDIS_TIMEOUT
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=settings.REDIS_MAX_CONNECTIONS,
+                timeout=timeout,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                decode_responses=True,
+            )
+            client = redis.asyncio.Redis.from_pool(pool)
             self._clients[loop] = (client, client.register_script(PICK))
         return self._clients[loop]
 

@@ -11,10 +11,10 @@ from django.contrib.sessions.models import Session
 from django.core.cache import cache
 from django.test import Client
 
-from mirror import throttle
 from mirror.models import Conversation
 from tests.fakes.oauth_server import access_token
 from tests.mirror.helpers import seed_token
+from tokens import throttle
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -139,9 +139,9 @@ def test_the_lockout_is_capped(monkeypatch):
     for _ in range(40):
         client.post("/login", {"token": "wrong-guess"})
         now[0] += throttle.MAX_LOCK_SECONDS + 1  # wait out each lockout, so that every guess is checked
-    assert cache.get("mirror:login-failures:192.0.2.9")["until"] - now[0] <= 0
+    assert cache.get("throttle:mirror-login:address:192.0.2.9")["until"] - now[0] <= 0
     client.post("/login", {"token": "wrong-guess"})
-    wait = cache.get("mirror:login-failures:192.0.2.9")["until"] - now[0]
+    wait = cache.get("throttle:mirror-login:address:192.0.2.9")["until"] - now[0]
     assert wait == throttle.MAX_LOCK_SECONDS
     assert "Try again in 900 s" in client.post("/login", {"token": "test-code"}).content.decode()
 

@@ -307,14 +307,14 @@ def test_connection_drop_mid_stream_ends_with_an_error_event(gateway, fake_chatg
 
 # --- A caller's own token -------------------------------------------------------------------------
 def test_own_access_token_needs_no_pool(gateway, fake_chatgpt):
-    assert ask(gateway, key="eyJok-own-token") == fake.ANSWER
-    assert ask(gateway, key="eyJok-own-token,ws-own-9") == fake.ANSWER
+    assert ask(gateway, key="eyJok-own-token.e30.sig") == fake.ANSWER
+    assert ask(gateway, key="eyJok-own-token.e30.sig,ws-own-9") == fake.ANSWER
     first, second = conversations(fake_chatgpt)
-    assert first["headers"]["authorization"] == "Bearer eyJok-own-token"
+    assert first["headers"]["authorization"] == "Bearer eyJok-own-token.e30.sig"
     assert "chatgpt-account-id" not in first["headers"]
     assert second["headers"]["chatgpt-account-id"] == "ws-own-9"
     with pytest.raises(openai.AuthenticationError) as err:
-        ask(gateway, key="eyJ401-own-token")
+        ask(gateway, key="eyJ401-own-token.e30.sig")
     assert err.value.body["code"] == "invalid_api_key"
 
 
@@ -333,7 +333,7 @@ def private_gateway(gateway_env) -> Iterator[Gateway]:
 
 
 def test_authkey_conversation_only_and_history(private_gateway, fake_chatgpt):
-    assert ask(private_gateway, key="eyJok-private") == fake.ANSWER
+    assert ask(private_gateway, key="eyJok-private.e30.sig") == fake.ANSWER
     assert [r["kind"] for r in fake_chatgpt.requests] == ["conversation"]
     (request,) = fake_chatgpt.requests
     assert request["headers"]["authkey"] == "private-gateway-key"
@@ -344,13 +344,13 @@ def test_authkey_conversation_only_and_history(private_gateway, fake_chatgpt):
 @pytest.mark.parametrize("stream", [False, True])
 def test_conversation_id_header_when_history_is_kept(private_gateway, gateway, fake_chatgpt, stream):
     body = {"model": "gpt-4o", "messages": HELLO, "stream": stream}
-    kept = raw(private_gateway, body, key="eyJok-history")
+    kept = raw(private_gateway, body, key="eyJok-history.e30.sig")
     assert kept.status_code == 200 and kept.headers["x-conversation-id"] == fake.CONVERSATION_ID
     assert "conversation_id" not in kept.text  # a header, not a body field
     if stream:
         assert_valid_sse(kept.text)
     else:
         assert_valid("CreateChatCompletionResponse", kept.json())
-    reply = client(private_gateway, "eyJok-history").chat.completions.with_raw_response.create(**body)
+    reply = client(private_gateway, "eyJok-history.e30.sig").chat.completions.with_raw_response.create(**body)
     assert reply.headers["x-conversation-id"] == fake.CONVERSATION_ID
-    assert "x-conversation-id" not in raw(gateway, body, key="eyJok-no-history").headers  # history disabled
+    assert "x-conversation-id" not in raw(gateway, body, key="eyJok-no-history.e30.sig").headers  # history disabled

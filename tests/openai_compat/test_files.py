@@ -88,11 +88,11 @@ def test_4o_image_and_sandbox_file_downloads(history_gateway, fake_chatgpt):
 
 
 def test_own_token_link_carries_the_token_encrypted(history_gateway, fake_chatgpt):
-    text = ask(history_gateway, "draw a fox", key="eyJok-own-files")
+    text = ask(history_gateway, "draw a fox", key="eyJok-own-files.e30.sig")
     url = only_link(text)
     assert "eyJok-own-files" not in url
     assert HTTP.get(url).content == fake.DALLE_PNG
-    assert [r["token"] for r in requests_of(fake_chatgpt, "download")] == ["eyJok-own-files"]
+    assert [r["token"] for r in requests_of(fake_chatgpt, "download")] == ["eyJok-own-files.e30.sig"]
 
 
 def test_citations_are_markdown_links(history_gateway, fake_chatgpt):
