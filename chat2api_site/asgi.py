@@ -166,20 +166,24 @@ class APIHandler(ASGIHandler):
             task.uncancel()
         finally:
             watcher.cancel()
-        if response is None:
-            await send_signal(signals.request_finished, self.__class__)
-        else:
-            await self.close_response(response)
+            if response is not None:  # however the sending ended: a streamed answer's closer frees its slot
+                close_resources(response)
+        await send_signal(signals.request_finished, getattr(response, "_handler_class", self.__class__))
         body_file.close()
 
     async def close_response(self, response) -> None:
         """`response.close()` with `request_finished` sent through `send_signal`."""
-        for closer in response._resource_closers:
-            with contextlib.suppress(Exception):  # as HttpResponseBase.close() does
-                closer()
-        response._resource_closers.clear()
-        response.closed = True
+        close_resources(response)
         await send_signal(signals.request_finished, getattr(response, "_handler_class", self.__class__))
+
+
+def close_resources(response) -> None:
+    """`response.close()` without its signal; the closers run inline (the API's do not block)."""
+    for closer in response._resource_closers:
+        with contextlib.suppress(Exception):  # as HttpResponseBase.close() does
+            closer()
+    response._resource_closers.clear()
+    response.closed = True
 
 
 from chat2api_site import daphne_limits, limits  # noqa: E402

@@ -84,7 +84,10 @@ REASONING_INLINE: bool = _read("bool", "REASONING_INLINE", False)
 KEEPALIVE_SECONDS: float = _read("float", "KEEPALIVE_SECONDS", 5.0, minimum=0.1)
 POOL_RELOAD_SECONDS: float = _read("float", "POOL_RELOAD_SECONDS", 0.5, minimum=0.01)
 POOL_WAIT_SECONDS: float = _read("float", "POOL_WAIT_SECONDS", 10.0, minimum=0)
+# A slot is leased for LEASE_TTL_SECONDS and renewed by its living process every third of that, so a
+# crashed node frees its slots within the TTL; no lease is renewed past LEASE_SECONDS.
 LEASE_SECONDS: float = _read("float", "LEASE_SECONDS", 600.0, minimum=1)
+LEASE_TTL_SECONDS: float = _read("float", "LEASE_TTL_SECONDS", 20.0, minimum=0.1)
 MODEL_MAP: dict[str, str] = _read("json", "MODEL_MAP", {})
 HOST: str = _read("str", "HOST", "127.0.0.1")
 PORT: int = _read("int", "PORT", 5005, minimum=1, maximum=65535)
@@ -95,15 +98,15 @@ REDIS_URL: str = environment.redis_url("REDIS_URL")
 # Every Redis key this deployment writes (pool state, cache) starts with this, so deployments (and test runs)
 # can share one Redis database without touching each other's keys.
 REDIS_KEY_PREFIX: str = _read("str", "REDIS_KEY_PREFIX", "chat2api")
-# Automatic `action: continue` requests for a ChatGPT answer cut at its token limit.
-MAX_CONTINUES: int = _read("int", "MAX_CONTINUES", 3, minimum=0, maximum=100)
-# Fetching user-supplied image and file URLs: size cap, and whether private addresses may be fetched.
 # Redis connections per process (pool state, and the cache), and the seconds to wait for a free one, to
 # connect, or for a reply; past that the request gets a 503 instead of waiting or failing at random.
 REDIS_MAX_CONNECTIONS: int = _read("int", "REDIS_MAX_CONNECTIONS", 50, minimum=1)
 REDIS_TIMEOUT: float = _read("float", "REDIS_TIMEOUT", 5.0, minimum=0.1)
 # A caller may send its own ChatGPT AccessToken or RefreshToken as the API key (the seed's behaviour).
 ALLOW_OWN_TOKENS: bool = _read("bool", "ALLOW_OWN_TOKENS", True)
+# Automatic `action: continue` requests for a ChatGPT answer cut at its token limit.
+MAX_CONTINUES: int = _read("int", "MAX_CONTINUES", 3, minimum=0, maximum=100)
+# Fetching user-supplied image and file URLs: size cap, and whether private addresses may be fetched.
 FETCH_MAX_BYTES: int = _read("int", "FETCH_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
 FETCH_ALLOW_PRIVATE: bool = _read("bool", "FETCH_ALLOW_PRIVATE", False)
 # How long a signed /v1/files/... link to a generated file stays valid, in seconds.
@@ -115,9 +118,6 @@ DEBUG: bool = _read("bool", "DEBUG", False)
 ALLOWED_HOSTS: list[str] = _read("list", "ALLOWED_HOSTS", ["*"])
 CSRF_TRUSTED_ORIGINS: list[str] = _read("list", "CSRF_TRUSTED_ORIGINS", [])
 CSRF_COOKIE_HTTPONLY = True  # the web page reads the token from a meta tag
-if _read("bool", "BEHIND_TLS_PROXY", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-
 # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client: the login throttles and the
 # own-token throttle key on the client's address, which is the proxy's unless it is trusted here.
 _proxies: list[str] = [p.strip() for p in _read("list", "TRUSTED_PROXIES", []) if p.strip()]
@@ -125,6 +125,9 @@ try:
     TRUSTED_PROXIES = tuple(ipaddress.ip_network(p, strict=False) for p in _proxies)
 except ValueError:
     raise environment.invalid("TRUSTED_PROXIES", ",".join(_proxies), "expected IPs or CIDRs, e.g. 10.0.0.0/8") from None
+if _read("bool", "BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -189,9 +192,6 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": REDIS_KEY_PREFIX,
-        }
-    }
-    CHANNEL_LAYERS = {
             "OPTIONS": {
                 "pool_class": "redis.BlockingConnectionPool",
                 "max_connections": REDIS_MAX_CONNECTIONS,
@@ -199,6 +199,9 @@ if REDIS_URL:
                 "socket_connect_timeout": REDIS_TIMEOUT,
                 "socket_timeout": REDIS_TIMEOUT,
             },
+        }
+    }
+    CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +12,7 @@ from django.conf import settings
 
 from openai_compat import sse
 from openai_compat.errors import APIError
+from openai_compat.lifecycle import Starting
 from openai_compat.schema import ChatRequest
 from openai_compat.services import Answer
 from openai_compat.upstreams.base import Delta, UpstreamError
@@ -80,22 +80,18 @@ async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[byte
         await answer.close()
 
 
-async def sse_after_wait(pending: asyncio.Task[Answer], request: ChatRequest) -> AsyncIterator[bytes]:
-    """For an answer still being prepared (sentinel, uploads, failover): `: keep-alive` comments every
-    `KEEPALIVE_SECONDS` until it starts, so idle proxies keep the connection; comments commit to nothing,
-    so failover stays possible. A failure before the first chunk becomes an error event."""
+async def sse_events(starting: Starting, request: ChatRequest) -> AsyncIterator[bytes]:
+    """The whole SSE body. For an answer still being prepared (sentinel, uploads, failover): `: keep-alive`
+    comments every `KEEPALIVE_SECONDS` until it starts, so idle proxies keep the connection; comments commit
+    to nothing, so failover stays possible. A failure before the first chunk becomes an error event.
+    `starting` is closed by its owner (`lifecycle.StreamBody`), whenever the client leaves."""
     try:
-        while not pending.done():
-            await asyncio.wait({pending}, timeout=settings.KEEPALIVE_SECONDS)
-            if not pending.done():
-                yield sse.KEEPALIVE
-        answer = pending.result()
+        while not await starting.wait(settings.KEEPALIVE_SECONDS):
+            yield sse.KEEPALIVE
+        answer = starting.result()
     except APIError as err:
         yield sse.frame(err.body())
         return
-    finally:
-        if not pending.done():  # the client went away while we were still preparing
-            pending.cancel()
     async for frame in sse_stream(answer, request):
         yield frame
 

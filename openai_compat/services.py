@@ -58,6 +58,7 @@ class Answer:
     failed: bool = field(default=False)
     lease: Lease | None = None  # the pool slot this answer holds; None for a caller's own token
     usage: dict[str, int] | None = None  # set by the renderer once the answer is complete
+    closed: bool = False
 
     @property
     def conversation_id(self) -> str:
@@ -75,8 +76,11 @@ class Answer:
             raise
 
     async def close(self) -> None:
-        """Called once, in a `finally`, however the answer ended; the slot is released whatever happens."""
-        lease, self.lease = self.lease, None
+        """Called in a `finally` however the answer ended (again by its owner: only the first call counts);
+        the slot is released whatever happens."""
+        if self.closed:
+            return
+        lease, self.lease, self.closed = self.lease, None, True
         try:
             await self.rest.aclose()
         finally:
@@ -144,21 +148,25 @@ async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
 
 
 async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
-    """Open the upstream stream and read up to its first output; an empty answer is a failure.
-
-    A moderation block that arrives before any text is an answer too (`content_filter`), not a failure.
+    """Open the upstream stream and read up to its first output (for a stream) or to its end (otherwise:
+    the client sees nothing before the whole answer, so any failure until then can still fail over).
+    An empty answer is a failure; a moderation block before any text is an answer (`content_filter`).
     """
     cred = await _fresh(cred)
     stream = UPSTREAMS[cred.kind].stream(cred, request, slug_for(cred, request.model))
     head: list[Delta] = []
+    started = False
     try:
         async for delta in stream:
             head.append(delta)
-            if delta.has_output or delta.finish_reason == "content_filter":
+            started = started or delta.has_output or delta.finish_reason == "content_filter"
+            if started and request.stream:
                 return Answer(cred, head, stream, request.model)
     except BaseException:
         await stream.aclose()
         raise
+    if started:
+        return Answer(cred, head, stream, request.model)
     raise UpstreamError("The upstream returned an empty answer.")
 
 

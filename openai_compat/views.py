@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -12,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from openai_compat import catalog, render
 from openai_compat.auth import api_view
 from openai_compat.errors import model_not_found
+from openai_compat.lifecycle import Starting, StreamBody
 from openai_compat.schema import parse_chat_request, too_large
 from openai_compat.services import Answer, Caller, available_models, start_answer
 from openai_compat.upstreams.chatgpt_files import link_origin
@@ -36,18 +35,16 @@ async def chat_completions(request: HttpRequest, caller: Caller) -> HttpResponse
     if not chat.stream:
         answer = await start_answer(chat, caller)
         return json_response(await render.completion(answer, chat), headers=conversation_header(answer))
-    pending = asyncio.ensure_future(start_answer(chat, caller))
+    starting = Starting(start_answer(chat, caller))
     try:
-        await asyncio.wait({pending}, timeout=settings.KEEPALIVE_SECONDS)
-    except asyncio.CancelledError:
-        pending.cancel()
+        headers = STREAM_HEADERS  # still preparing after the wait: commit to a stream kept alive with comments
+        if await starting.wait(settings.KEEPALIVE_SECONDS):  # a failure now is an HTTP error with its status
+            headers = {**STREAM_HEADERS, **conversation_header(starting.result())}
+    except BaseException:  # the client left, or the start failed: nothing may stay held
+        starting.close()
         raise
-    if not pending.done():  # still preparing: commit to a stream now and keep it alive with comments
-        body = render.sse_after_wait(pending, chat)
-        return StreamingHttpResponse(body, content_type="text/event-stream", headers=STREAM_HEADERS)
-    answer = pending.result()  # a failure here is still an HTTP error with its own status
-    headers = {**STREAM_HEADERS, **conversation_header(answer)}
-    return StreamingHttpResponse(render.sse_stream(answer, chat), content_type="text/event-stream", headers=headers)
+    body = StreamBody(render.sse_events(starting, chat), starting)
+    return StreamingHttpResponse(body, content_type="text/event-stream", headers=headers)
 
 
 def conversation_header(answer: Answer) -> dict[str, str]:

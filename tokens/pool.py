@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from tokens import health, services
+from tokens.leases import Holdings
 from tokens.models import Credential, Status, mask
 from tokens.services import ANY_MODEL
 from tokens.state import Candidate, PoolState, make_state
@@ -127,6 +128,8 @@ class CredentialPool:
         self._state = state
         self._usage: Counter[tuple[int, str, str]] = Counter()
         self._watcher: asyncio.Task | None = None
+        self._renewer: asyncio.Task | None = None
+        self._held = Holdings()
         self._loaded = asyncio.Event()
         self._freed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,11 +142,12 @@ class CredentialPool:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def ready(self) -> None:
-        """Start the watcher on first use in this event loop and wait for the first snapshot."""
+        """Start the watcher and the lease renewer on first use in this event loop; wait for the first snapshot."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._watcher is None or self._watcher.done():
             self._loop, self._loaded, self._freed = loop, asyncio.Event(), asyncio.Event()
             self._watcher = loop.create_task(self._watch())
+            self._renewer = loop.create_task(self._held.keep_alive(self.state))
         await self._loaded.wait()
 
     async def _watch(self) -> None:
@@ -197,7 +201,7 @@ class CredentialPool:
         while True:
             lease = uuid.uuid4().hex
             point = random.random() if settings.RANDOM_TOKEN else None
-            got = await self.state.acquire(candidates, model, lease, time.time(), settings.LEASE_SECONDS, point)
+            got = await self._held.take(self.state, candidates, model, lease, point)
             if isinstance(got, int):
                 return Lease(serving[got], lease)
             left = deadline - time.monotonic()
@@ -213,7 +217,7 @@ class CredentialPool:
         ranked = sorted((c for c in candidates if not c.excluded), key=lambda c: _rank(key, c.id), reverse=True)
         for candidate in ranked:
             lease = uuid.uuid4().hex
-            got = await self.state.acquire([candidate], model, lease, time.time(), settings.LEASE_SECONDS, 0.0)
+            got = await self._held.take(self.state, [candidate], model, lease, 0.0)
             if isinstance(got, int):
                 return got, lease
         return None
@@ -225,10 +229,7 @@ class CredentialPool:
     async def release(self, lease: Lease) -> None:
         """Give the slot back; releasing twice is harmless (a lease is a set member, not a counter)."""
         try:
-            # Shielded: this runs in the `finally` of a request the client may be cancelling.
-            await asyncio.shield(self.state.release(lease.cred.id, lease.id))
-        except Exception:  # Redis unreachable: the lease expires by itself after LEASE_SECONDS
-            log.exception("releasing %s failed", lease.cred)
+            await self._held.give_back(self.state, lease.cred.id, lease.id)
         finally:
             freed, self._freed = self._freed, asyncio.Event()
             freed.set()

@@ -57,6 +57,10 @@ class PoolState(ABC):
     async def release(self, cred_id: int, lease: str) -> None: ...
 
     @abstractmethod
+    async def renew(self, leases: Mapping[int, Sequence[str]], expiry: float) -> None:
+        """Move the expiry of each live lease given (credential id → lease ids) to `expiry`; released ones stay gone."""
+
+    @abstractmethod
     async def cool_down(self, cred_id: int, model: str, until: float) -> None:
         """Rest `cred_id` for `model` (`ANY_MODEL`: every model) until the epoch time `until`."""
 
@@ -130,6 +134,13 @@ class LocalState(PoolState):
 
     async def release(self, cred_id: int, lease: str) -> None:
         self._leases.get(cred_id, {}).pop(lease, None)
+
+    async def renew(self, leases: Mapping[int, Sequence[str]], expiry: float) -> None:
+        for cred_id, ids in leases.items():
+            held = self._leases.get(cred_id, {})
+            for lease in ids:
+                if lease in held:
+                    held[lease] = expiry
 
     async def cool_down(self, cred_id: int, model: str, until: float) -> None:
         self._cooldowns.setdefault(cred_id, {})[model] = until
@@ -245,6 +256,16 @@ class RedisState(PoolState):
     async def release(self, cred_id: int, lease: str) -> None:
         client, _ = self._client()
         await client.zrem(self._leases(cred_id), lease)
+
+    async def renew(self, leases: Mapping[int, Sequence[str]], expiry: float) -> None:
+        if not leases:
+            return
+        client, _ = self._client()
+        async with client.pipeline(transaction=False) as pipe:  # one round trip for every lease of the process
+            for cred_id, ids in leases.items():
+                key = self._leases(cred_id)
+                pipe.zadd(key, dict.fromkeys(ids, expiry), xx=True).expireat(key, math.ceil(expiry), gt=True)
+            await pipe.execute()
 
     async def cool_down(self, cred_id: int, model: str, until: float) -> None:
         client, _ = self._client()

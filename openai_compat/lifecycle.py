@@ -1,0 +1,92 @@
+"""Who owns a streamed answer's credential slot, from the moment it is picked until it is given back.
+
+A client may leave at any moment: while credentials are being picked, between the view's return and the
+first byte of the body (Django then never iterates the body, so no `finally` inside it would run), during
+the keep-alive comments, or mid-answer. Each moment used to need its own patch; instead there is one chain
+of owners, each of whose `close` is certain to run: the response closes its `StreamBody` (Django calls the
+closers of every response it got, however the request ended), the body closes its `Starting`, which
+cancels the start (so no further credential is picked and nothing more is opened upstream) or closes the
+`Answer` it produced (which releases the slot). Closing twice is harmless at every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from openai_compat.services import Answer
+from tokens.leases import background
+
+
+class _Owned:
+    """`close()` may be called from any thread, any number of times; the closing itself runs once, on the
+    event loop, to its end (a background task: the request that asked for it may be cancelled meanwhile)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._closing: asyncio.Task | None = None
+
+    def close(self) -> None:
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # a worker thread (Django's own ASGI handler closes responses in one)
+            here = False
+        if not here:
+            self._loop.call_soon_threadsafe(self.close)
+        elif self._closing is None:
+            self._closing = background(self._release())
+
+    async def aclose(self) -> None:
+        self.close()
+        await asyncio.shield(self._closing)
+
+    async def _release(self) -> None:
+        raise NotImplementedError
+
+
+class Starting(_Owned):
+    """The task that picks a credential and opens its answer (`start_answer`), then the answer it made."""
+
+    def __init__(self, start: Coroutine[Any, Any, Answer]) -> None:
+        super().__init__()
+        self._task = asyncio.ensure_future(start)
+        self._task.add_done_callback(_retrieve)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the answer to start (or fail); True when it did."""
+        await asyncio.wait({self._task}, timeout=timeout)
+        return self._task.done()
+
+    def result(self) -> Answer:
+        """The started answer; raises the start's `APIError` when no credential could answer."""
+        return self._task.result()
+
+    async def _release(self) -> None:
+        self._task.cancel()  # does nothing once the answer has started
+        await asyncio.wait({self._task})
+        if not self._task.cancelled() and self._task.exception() is None:
+            await self._task.result().close()
+
+
+class StreamBody(_Owned):
+    """A `StreamingHttpResponse` body that owns `starting`: Django registers its `close` as a closer."""
+
+    def __init__(self, frames: AsyncIterator[bytes], starting: Starting) -> None:
+        super().__init__()
+        self._frames, self._starting = frames, starting
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._frames
+
+    async def _release(self) -> None:
+        with contextlib.suppress(RuntimeError):  # still running: its own `finally` closes what it opened
+            await self._frames.aclose()  # type: ignore[attr-defined]
+        await self._starting.aclose()
+
+
+def _retrieve(task: asyncio.Task) -> None:
+    """Mark the start's failure as seen: it reaches the client through `result()`, or the client is gone."""
+    if not task.cancelled():
+        task.exception()
