@@ -202,3 +202,37 @@ def test_pick_fails_at_once_when_all_are_cooling(state, settings):
         assert not refused.value.busy and 40 < refused.value.retry_after <= 42
 
     run(state, scenario)
+
+
+def test_renewal_keeps_a_live_lease_past_its_ttl_and_never_revives_a_released_one(state):
+    single = [Candidate(1, limit=1)]
+
+    async def scenario() -> None:
+        await take(state, single, lease="alive")
+        await take(state, [Candidate(2, limit=1)], lease="gone")
+        await state.release(2, "gone")
+        await state.renew({1: ["alive"], 2: ["gone"]}, NOW + 2 * TTL)
+        assert await state.acquire(single, "m1", "b", NOW + TTL + 1, TTL, None) == Refusal(busy=True)
+        assert await state.in_flight(2, NOW) == 0
+        assert await take(state, single, now=NOW + 2 * TTL + 1) == 1
+
+    run(state, scenario)
+
+
+def test_a_pick_cancelled_while_the_state_answers_leaves_no_lease(state):
+    pool = pool_with(state, ONE_SLOT)
+
+    async def scenario() -> int:
+        await state.in_flight(1, NOW)  # Redis: connected, so that the pick's script goes out at once
+        picking = asyncio.ensure_future(pool.pick("m1", lambda c: True, ()))
+        await asyncio.sleep(0)  # the acquire is under way (in Redis: the script is sent)
+        picking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await picking
+        for _ in range(100):  # what it leased is given back as soon as the state's answer arrives
+            if await state.in_flight(1, time.time()) == 0:
+                break
+            await asyncio.sleep(0.01)
+        return await state.in_flight(1, time.time())
+
+    assert run(state, scenario) == 0
