@@ -97,7 +97,8 @@ async def sse_events(starting: Starting, request: ChatRequest) -> AsyncIterator[
 
 
 async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
-    """Collect the same stream into one `chat.completion`."""
+    """Collect the same stream into one `chat.completion`; the pipeline read a non-stream answer whole
+    before handing it over (failing over until then), so nothing here can fail any more."""
     content, reasoning, calls, finish, usage = [], [], {}, "stop", None
     try:
         async for delta in deltas(answer):
@@ -109,8 +110,6 @@ async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
             usage = delta.usage or usage
         text = "".join(content)
         answer.usage = usage or estimate_usage(request, text)
-    except UpstreamError as err:
-        raise APIError(502, f"The upstream failed mid-answer: {err.message}", type=err.type) from None
     finally:
         await answer.close()
     message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
