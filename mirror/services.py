@@ -14,6 +14,7 @@ from mirror.identity import Identity, caller_for
 from mirror.models import Conversation
 from openai_compat import catalog, render
 from openai_compat.errors import APIError, invalid
+from openai_compat.lifecycle import StreamBody
 from openai_compat.schema import ChatRequest, parse_chat_request, text_of
 from openai_compat.services import Answer, available_models, start_answer
 from openai_compat.upstreams.base import Delta
@@ -64,7 +65,7 @@ async def delete(identity: Identity, conversation_id: str) -> None:
     await conv.adelete()
 
 
-async def send(identity: Identity, conversation_id: str, payload: dict[str, Any]) -> AsyncIterator[bytes]:
+async def send(identity: Identity, conversation_id: str, payload: dict[str, Any]) -> StreamBody:
     """Add the user's message (or drop the last answer to regenerate it), start the answer, and return
     the OpenAI SSE stream of it; the answer is appended to the conversation however the stream ends."""
     conv = await conversation(identity, conversation_id)
@@ -76,7 +77,7 @@ async def send(identity: Identity, conversation_id: str, payload: dict[str, Any]
     conv.title = conv.title or _title(history)
     await conv.asave()
     answer = await start_answer(chat, caller_for(identity))
-    return _stream(conv, _Recorder(answer), chat)
+    return StreamBody(_stream(conv, _Recorder(answer), chat), answer.close)  # closed even if never iterated
 
 
 def _next_history(messages: list[dict[str, Any]], payload: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from openai_compat.services import Answer
@@ -71,11 +71,12 @@ class Starting(_Owned):
 
 
 class StreamBody(_Owned):
-    """A `StreamingHttpResponse` body that owns `starting`: Django registers its `close` as a closer."""
+    """A `StreamingHttpResponse` body that owns what its frames read (`release` closes it, e.g. a `Starting`'s
+    `aclose`): Django registers the body's `close` as one of the response's closers."""
 
-    def __init__(self, frames: AsyncIterator[bytes], starting: Starting) -> None:
+    def __init__(self, frames: AsyncIterator[bytes], release: Callable[[], Awaitable[None]]) -> None:
         super().__init__()
-        self._frames, self._starting = frames, starting
+        self._frames, self._release_held = frames, release
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._frames
@@ -83,7 +84,7 @@ class StreamBody(_Owned):
     async def _release(self) -> None:
         with contextlib.suppress(RuntimeError):  # still running: its own `finally` closes what it opened
             await self._frames.aclose()  # type: ignore[attr-defined]
-        await self._starting.aclose()
+        await self._release_held()
 
 
 def _retrieve(task: asyncio.Task) -> None:

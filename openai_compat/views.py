@@ -43,7 +43,7 @@ async def chat_completions(request: HttpRequest, caller: Caller) -> HttpResponse
     except BaseException:  # the client left, or the start failed: nothing may stay held
         starting.close()
         raise
-    body = StreamBody(render.sse_events(starting, chat), starting)
+    body = StreamBody(render.sse_events(starting, chat), starting.aclose)
     return StreamingHttpResponse(body, content_type="text/event-stream", headers=headers)
 
 
