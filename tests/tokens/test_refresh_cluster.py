@@ -31,7 +31,10 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def cluster_env(fake_oauth):
-    with postgres_database(f"chat2api_test_refresh_{__import__('os').getpid()}") as url, redis_namespace() as (redis_env, _):
+    with (
+        postgres_database(f"chat2api_test_refresh_{__import__('os').getpid()}") as url,
+        redis_namespace() as (redis_env, _),
+    ):
         token_url = fake_oauth.url + "/oauth/token"
         yield {
             "DATABASE_URL": url,
