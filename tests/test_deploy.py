@@ -6,14 +6,9 @@ import os
 import signal
 import subprocess
 
-import pytest
-
 from tests.cluster import postgres_database, redis_namespace
 from tests.gateway import ROOT, free_port
 from tests.processes import alive, descendants, get, platform_env, spawn, stop, wait_until
-
-# Several server processes each, started and stopped whole: slow on a loaded machine, so run alone.
-pytestmark = pytest.mark.cluster
 
 
 def procfile() -> dict[str, str]:

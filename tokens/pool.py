@@ -130,6 +130,8 @@ class CredentialPool:
         self._watcher: asyncio.Task | None = None
         self._renewer: asyncio.Task | None = None
         self._held = Holdings()
+        # Held by a reload and by `disable`'s write, so a reload never brings back a row it read before that write.
+        self._writes = asyncio.Lock()
         self._loaded = asyncio.Event()
         self._freed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,7 +147,7 @@ class CredentialPool:
         """Start the watcher and the lease renewer on first use in this event loop; wait for the first snapshot."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._watcher is None or self._watcher.done():
-            self._loop, self._loaded, self._freed = loop, asyncio.Event(), asyncio.Event()
+            self._loop, self._loaded, self._freed, self._writes = loop, asyncio.Event(), asyncio.Event(), asyncio.Lock()
             self._watcher = loop.create_task(self._watch())
             self._renewer = loop.create_task(self._held.keep_alive(self.state))
         await self._loaded.wait()
@@ -161,13 +163,14 @@ class CredentialPool:
             await asyncio.sleep(settings.POOL_RELOAD_SECONDS)
 
     async def reload(self, force: bool = False) -> None:
-        signature = await _db(services.pool_signature)
-        if force or signature != self._snap.signature:
-            rows = await _db(services.usable_credentials)
-            new = _build_snapshot(rows, signature)
-            changed = {i: c for i, c in new.cooldowns.items() if self._snap.cooldowns.get(i) != c}
-            await self.state.set_cooldowns(changed, time.time())  # first: if it fails, the next tick retries
-            self._snap = new
+        async with self._writes:
+            signature = await _db(services.pool_signature)
+            if force or signature != self._snap.signature:
+                rows = await _db(services.usable_credentials)
+                new = _build_snapshot(rows, signature)
+                changed = {i: c for i, c in new.cooldowns.items() if self._snap.cooldowns.get(i) != c}
+                await self.state.set_cooldowns(changed, time.time())  # first: if it fails, the next tick retries
+                self._snap = new
 
     async def flush_usage(self) -> None:
         if self._usage:
@@ -281,8 +284,13 @@ class CredentialPool:
 
     async def disable(self, cred: PooledCredential, status: str, reason: str) -> None:
         """Drop `cred` from this snapshot now and record why; other processes follow on reload."""
-        self._snap.credentials = tuple(c for c in self._snap.credentials if c.id != cred.id)
-        await _db(services.mark_status, cred.id, status, reason)
+        self._drop(cred.id)
+        async with self._writes:
+            self._drop(cred.id)  # again: a reload that ended while we waited read the row before this write
+            await _db(services.mark_status, cred.id, status, reason)
+
+    def _drop(self, cred_id: int | None) -> None:
+        self._snap.credentials = tuple(c for c in self._snap.credentials if c.id != cred_id)
 
 
 async def _db(func: Callable[..., T], *args: Any) -> T:

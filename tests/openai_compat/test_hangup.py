@@ -131,11 +131,11 @@ def test_hang_up_during_keepalive_releases_the_slot(node, fake_openai):
 
 
 def test_hang_up_mid_stream_releases_the_slot_and_the_upstream(node, fake_openai):
-    limited(fake_openai, "sk-long-mid")  # about 6 s of answer, longer than POOL_WAIT_SECONDS
+    limited(fake_openai, "sk-slow-mid")  # a word every 50 ms: the client leaves after the first one
     with httpx.stream("POST", node.gateway.url + "/v1/chat/completions", json=BODY, headers=HEADERS) as reply:
         chunks = reply.iter_bytes()
         assert next(chunks).startswith(b"data: ")
-    assert eventually(lambda: fake_openai.cancelled["sk-long-mid"] == 1)
+    assert eventually(lambda: fake_openai.cancelled["sk-slow-mid"] == 1)
     assert_all_released(node)
 
 
