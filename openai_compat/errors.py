@@ -66,11 +66,17 @@ def _error_for(request: HttpRequest, exc: Exception, request_id: str) -> APIErro
         return APIError(400, "The request could not be read.")
     if isinstance(exc, PermissionDenied):
         return APIError(403, "You may not do this.", code="permission_denied")
+    return fault(exc, request_id, f"{request.method} {request.path}")
+
+
+def fault(exc: Exception, request_id: str, where: str) -> APIError:
+    """A server-side failure (Redis unavailable, or a bug) as the client sees it, logged once under `request_id`;
+    also the error event of a stream that such a failure ends after its headers went out."""
     if isinstance(exc, REDIS_UNAVAILABLE):
         log.error("request %s: Redis unavailable: %s", request_id, exc)
         message = f"The server is temporarily unavailable; retry shortly (request ID {request_id})."
         return APIError(503, message, "server_error", code="service_unavailable", headers={"Retry-After": "1"})
-    log.error("request %s: %s %s failed", request_id, request.method, request.path, exc_info=exc)
+    log.error("request %s: %s failed", request_id, where, exc_info=exc)
     message = f"The server had an error while processing your request (request ID {request_id})."
     return APIError(500, message, "server_error")
 

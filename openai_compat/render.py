@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from openai_compat import sse
-from openai_compat.errors import APIError
+from openai_compat.errors import APIError, fault, new_request_id
 from openai_compat.lifecycle import Starting
 from openai_compat.schema import ChatRequest
 from openai_compat.services import Answer
@@ -76,6 +76,8 @@ async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[byte
         yield sse.DONE
     except UpstreamError as err:
         yield sse.frame(APIError(502, f"The upstream failed mid-answer: {err.message}", type=err.type).body())
+    except Exception as exc:  # the headers are out: a fault can only end the stream with an error event
+        yield sse.frame(fault(exc, new_request_id(), "a stream").body())
     finally:
         await answer.close()
 
@@ -91,6 +93,9 @@ async def sse_events(starting: Starting, request: ChatRequest) -> AsyncIterator[
         answer = starting.result()
     except APIError as err:
         yield sse.frame(err.body())
+        return
+    except Exception as exc:
+        yield sse.frame(fault(exc, new_request_id(), "a stream's start").body())
         return
     async for frame in sse_stream(answer, request):
         yield frame
