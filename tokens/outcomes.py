@@ -72,6 +72,12 @@ class LocalOutcomes:
         self._ejections[cred_id] = (until, self._ejection(cred_id, now)[1] + 1, forget_at)
         return True
 
+    def lift(self, cred_ids: Sequence[int]) -> None:
+        for cred_id in cred_ids:
+            if cred_id in self._ejections:
+                _, count, forget_at = self._ejections[cred_id]
+                self._ejections[cred_id] = (0.0, count, forget_at)
+
 
 # KEYS: the credential's outcome hash, its ejection hash, then its peers' outcome hashes.
 # ARGV: now, the current bucket, '1' for a failure ('0' for a success), the seconds an outcome hash outlives its
@@ -144,6 +150,13 @@ redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[4])))
 return 1
 """
 
+# KEYS: ejection hashes. Ends each ejection now; the count of recent ejections stays (and its expiry with it).
+LIFT = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'until', 0) end
+end
+"""
+
 
 class RedisOutcomes:
     """The same ledger in Redis; the keys share the pool state's prefix (and its hash tag)."""
@@ -180,3 +193,6 @@ class RedisOutcomes:
     ) -> bool:
         keys = [self.ejection_key(cred_id), *map(self.ejection_key, others)]
         return bool(await client.register_script(EJECT)(keys=keys, args=[now, until, most, forget_at]))
+
+    async def lift(self, client: redis.asyncio.Redis, cred_ids: Sequence[int]) -> None:
+        await client.register_script(LIFT)(keys=[self.ejection_key(cred_id) for cred_id in cred_ids])

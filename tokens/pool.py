@@ -170,6 +170,7 @@ class CredentialPool:
                 new = _build_snapshot(rows, signature)
                 changed = {i: c for i, c in new.cooldowns.items() if self._snap.cooldowns.get(i) != c}
                 await self.state.set_cooldowns(changed, time.time())  # first: if it fails, the next tick retries
+                await self.state.lift_ejections(_cleared(self._snap.credentials, new.credentials))
                 self._snap = new
 
     async def flush_usage(self) -> None:
@@ -308,6 +309,13 @@ def _build_snapshot(rows: list[Credential], signature: tuple) -> _Snapshot:
     cooldown", or the write of another node's `cool_down`) into the live state."""
     cooldowns = {row.pk: services.cooldowns_of(row) for row in rows}
     return _Snapshot(tuple(PooledCredential.from_model(r) for r in rows), signature, cooldowns)
+
+
+def _cleared(old: Iterable[PooledCredential], new: Iterable[PooledCredential]) -> list[int]:
+    """Credentials the database moved from cooling to active: the admin's "Clear cooldown", or a half-open
+    probe that answered. Either way an ejection of theirs that may still run is over."""
+    cooling = {c.id for c in old if c.half_open}
+    return [c.id for c in new if c.id in cooling and not c.half_open]
 
 
 def _rank(key: str, cred_id: int) -> int:

@@ -84,6 +84,10 @@ class PoolState(ABC):
         """Eject `cred_id` until `until`, unless it already is or `most` of `others` are; the ejection counts
         as recent until `forget_at`. False when nothing was done."""
 
+    @abstractmethod
+    async def lift_ejections(self, cred_ids: Sequence[int]) -> None:
+        """End these credentials' ejections now (an operator cleared them); their count of recent ones stays."""
+
 
 def choose(ready: Sequence[int], cursor: int, point: float | None) -> int:
     """`ready[(cursor - 1) % n]` for round-robin, the same rule as the Lua script's."""
@@ -161,6 +165,9 @@ class LocalState(PoolState):
         self, cred_id: int, others: Sequence[int], now: float, until: float, most: int, forget_at: float
     ) -> bool:
         return self._health.eject(cred_id, others, now, until, most, forget_at)
+
+    async def lift_ejections(self, cred_ids: Sequence[int]) -> None:
+        self._health.lift(cred_ids)
 
 
 # KEYS: the cursor, then (cooldowns hash, leases sorted set, ejection hash) per candidate.
@@ -299,6 +306,10 @@ class RedisState(PoolState):
         self, cred_id: int, others: Sequence[int], now: float, until: float, most: int, forget_at: float
     ) -> bool:
         return await self._health.eject(self._client()[0], cred_id, others, now, until, most, forget_at)
+
+    async def lift_ejections(self, cred_ids: Sequence[int]) -> None:
+        if cred_ids:
+            await self._health.lift(self._client()[0], cred_ids)
 
     async def close(self) -> None:
         """Close this event loop's connections (tests open a loop per test)."""

@@ -17,6 +17,7 @@ from tests.cluster import redis_namespace
 from tests.factories import openai_key
 from tests.gateway import Gateway, settle
 from tokens.models import Credential, Status
+from tokens.operations import clear_cooldown
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,3 +81,12 @@ def test_an_always_failing_credential_is_out_within_ten_requests(node, fake_open
     assert {Credential.objects.get(pk=c.pk).status for c in carriers} == {Status.ACTIVE}
     if client is not None:  # the ejection is in the shared state, for every node
         assert float(client.hget(f"{prefix}eject:{bad.pk}", "until")) > 0
+
+    clear_cooldown(Credential.objects.filter(pk=bad.pk))  # the admin's "Clear cooldown" ends the ejection
+    settle()
+    tried = fake_openai.calls["sk-500-outlier"]
+    for _ in range(30):  # random picks: it is picked again within a few requests (missing it 30 times: 5e-6)
+        assert ask(gateway, "Say hello again", stream=False)
+        if fake_openai.calls["sk-500-outlier"] > tried:
+            break
+    assert fake_openai.calls["sk-500-outlier"] == tried + 1  # back in service (and out again at its next failure)

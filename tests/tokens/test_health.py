@@ -105,3 +105,14 @@ def test_a_pick_skips_ejected_credentials_unless_all_are(state):
         assert await pick([Candidate(1)], "e") == Refusal(cooling_for=pytest.approx(10))  # cooldowns hold
 
     run(state, scenario)
+
+
+def test_lifted_ejections_end_at_once_and_stay_counted(state):
+    async def scenario() -> None:
+        assert await state.eject(1, [2], NOW - 1, NOW + 30, 1, NOW + 330)
+        await state.lift_ejections([1, 3])  # 3 was never ejected: nothing to do
+        assert await state.acquire([Candidate(1), Candidate(2)], "m1", "a", NOW, TTL, 0.0) == 1
+        evidence = await outcomes(state, 1, "x", now=NOW + 1)
+        assert evidence is not None and evidence.ejections == 1  # the next ejection still lasts longer
+
+    run(state, scenario)
