@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import asdict, dataclass
 
 from asgiref.sync import sync_to_async
@@ -21,7 +20,7 @@ from django.utils import timezone
 
 from mirror.models import SeedToken, fingerprint
 from openai_compat.services import Caller
-from tokens import crypto
+from tokens import crypto, shapes
 from tokens import services as token_services
 from tokens.models import Kind
 from tokens.pool import PooledCredential
@@ -31,7 +30,6 @@ from tokens.throttle import Throttle, by_address, client_address
 SESSION_KEY = "mirror"
 WRONG_TOKEN = "That token was not accepted. Check it and try again."
 # Anything else than an AccessToken is tried as a RefreshToken; junk is refused without asking upstream.
-PLAUSIBLE_REFRESH_TOKEN = re.compile(r"[\w.~+/=-]{20,}")
 LOGIN_THROTTLE = Throttle("mirror-login")
 
 
@@ -85,13 +83,15 @@ async def authenticate(raw: str) -> Identity:
 async def _own(token: str) -> Identity:
     secret, _, account_id = token.partition(",")
     secret, account_id = secret.strip(), account_id.strip()
-    if secret.startswith("eyJ"):
+    if not settings.ALLOW_OWN_TOKENS:
+        raise LoginRefused(WRONG_TOKEN)
+    if shapes.is_access_token(secret):
         expiry = jwt_expiry(secret)
         if expiry is None:
             raise LoginRefused(WRONG_TOKEN)
         if expiry <= timezone.now():
             raise LoginRefused("That AccessToken has expired. Use a fresh one, or your RefreshToken.")
-    elif not PLAUSIBLE_REFRESH_TOKEN.fullmatch(secret):
+    elif not shapes.is_refresh_token(secret):
         raise LoginRefused(WRONG_TOKEN)
     else:
         try:

@@ -135,8 +135,8 @@ def test_own_access_token_chats_with_it_not_the_pool(page_gateway, keys, fake_ch
 
 
 def test_own_refresh_token_is_checked_at_login(page_gateway, fake_oauth):
-    assert log_in(page_gateway, "rt-ok-own-0123456789abcdef")
-    refused = log_in_refused(page_gateway, "rt-bad-own-0123456789abcdef")
+    assert log_in(page_gateway, "rt-ok-own-0123456789abcdef0123456789abcdef")
+    refused = log_in_refused(page_gateway, "rt-bad-own-0123456789abcdef0123456789abcdef")
     assert "not accepted" in refused
 
 
@@ -199,3 +199,9 @@ def test_seed_token_sticks_to_one_credential_then_moves_on(page_gateway, fake_op
 def _contents(sse: str) -> list[str]:
     chunks = [orjson.loads(line[6:]) for line in sse.splitlines() if line.startswith("data: {")]
     return [c["choices"][0]["delta"].get("content", "") for c in chunks if c.get("choices")]
+
+
+def test_a_token_of_no_known_shape_is_refused_without_asking_anyone(page_gateway, fake_oauth):
+    for junk in ("hello", "sk-proj-0123456789abcdef0123456789abcdef0123", "eyJnot.a.jwt"):
+        assert "not accepted" in log_in_refused(page_gateway, junk)
+    assert not fake_oauth.calls
