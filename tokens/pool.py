@@ -153,12 +153,16 @@ class CredentialPool:
         await self._loaded.wait()
 
     async def _watch(self) -> None:
+        last_failure = ""
         while True:
             try:
                 await self.reload()
                 await self.flush_usage()
-            except Exception:  # the watcher must outlive a database hiccup
-                log.exception("credential pool reload failed")
+                last_failure = ""
+            except Exception as exc:  # the watcher must outlive a database hiccup; say so once, not every tick
+                if repr(exc) != last_failure:
+                    log.exception("credential pool reload failed (retrying every %s s)", settings.POOL_RELOAD_SECONDS)
+                last_failure = repr(exc)
             self._loaded.set()
             await asyncio.sleep(settings.POOL_RELOAD_SECONDS)
 
