@@ -17,6 +17,37 @@ if TYPE_CHECKING:
     from tokens.pool import PooledCredential
 
 
+class UpstreamCredential(Protocol):
+    """What an adapter may read of a credential. The pool's credentials satisfy it; adapters know nothing of
+    where credentials are stored. `id` is None for a caller's own token."""
+
+    id: int | None
+    kind: str
+    access_token: str
+    refresh_token: str
+    account_id: str
+    base_url: str
+    api_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One quota window of a ChatGPT plan (Codex's `x-codex-primary-*` / `-secondary-*` headers)."""
+
+    used_percent: float
+    window_minutes: int | None = None
+    resets_at: float | None = None  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """What the upstream said of the account's plan quota, on any reply (answer or error)."""
+
+    primary: Window | None = None  # the short window (e.g. 5 h)
+    secondary: Window | None = None  # the long window (e.g. a week)
+    plan: str = ""
+
+
 @dataclass(slots=True)
 class Delta:
     """One piece of an answer. Several fields may be set; empty ones are left out of the reply."""
@@ -27,6 +58,7 @@ class Delta:
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
     conversation_id: str = ""  # the upstream thread, announced before the first output when history is kept
+    quota: Quota | None = None  # the account's plan quota, when the upstream reports it (before the first output)
 
     @property
     def has_output(self) -> bool:
@@ -54,10 +86,12 @@ class UpstreamError(Exception):
         model_scoped: bool = False,
         type: str = "upstream_error",
         code: str | None = None,
+        quota: Quota | None = None,
     ) -> None:
         super().__init__(message)
         self.message, self.status, self.action = message, status, action
         self.retry_after, self.model_scoped, self.type, self.code = retry_after, model_scoped, type, code
+        self.quota = quota
 
     @property
     def retryable(self) -> bool:
