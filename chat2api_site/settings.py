@@ -57,6 +57,20 @@ OAUTH_CLIENT_ID: str = _read("str", "OAUTH_CLIENT_ID", "pdlLIX2Y72MIl2rhLhTE9VV9
 OAUTH_RT_TOKEN_URL: str = _read("str", "OAUTH_RT_TOKEN_URL", "https://auth.openai.com/oauth/token")
 OAUTH_RT_CLIENT_ID: str = _read("str", "OAUTH_RT_CLIENT_ID", "app_LlGpXReQgckcGGUo2JrYvtJK")
 
+# --- Codex: ChatGPT accounts signed in through OpenAI's Codex OAuth (kind `codex`) -----------------
+CODEX_BASE_URL: str = _read("str", "CODEX_BASE_URL", "https://chatgpt.com/backend-api/codex").rstrip("/")
+CODEX_AUTH_URL: str = _read("str", "CODEX_AUTH_URL", "https://auth.openai.com").rstrip("/")
+CODEX_CLIENT_ID: str = _read("str", "CODEX_CLIENT_ID", "app_EMoamEEZ73f0CkXaXp7hrann")
+CODEX_MODELS: list[str] = [
+    m.strip()
+    for m in _read(
+        "list",
+        "CODEX_MODELS",
+        ["gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.6-luna", "gpt-5.5", "gpt-5.4", "gpt-5.4-mini", "gpt-5.3-codex-spark"],
+    )
+    if m.strip()
+]
+
 REFRESH_AHEAD_SECONDS: int = _read("int", "REFRESH_AHEAD_SECONDS", 24 * 3600, minimum=0)
 REFRESH_JITTER_SECONDS: int = _read("int", "REFRESH_JITTER_SECONDS", 300, minimum=0)
 

@@ -7,22 +7,15 @@ import hashlib
 from django.db import models
 from django.utils import timezone
 
+from common.masking import mask
 from tokens.crypto import EncryptedTextField
 from tokens.refresh import jwt_expiry
-
-
-def mask(secret: str) -> str:
-    """Show enough of a secret to tell two apart, never enough to use it: `sk-…abcd`."""
-    if not secret:
-        return ""
-    if len(secret) <= 12:
-        return "…"
-    return f"{secret[:3]}…{secret[-4:]}"
 
 
 class Kind(models.TextChoices):
     CHATGPT = "chatgpt", "ChatGPT account"
     OPENAI = "openai", "OpenAI-compatible API key"
+    CODEX = "codex", "ChatGPT account (Codex sign-in)"
 
 
 class Status(models.TextChoices):
@@ -46,6 +39,8 @@ class Credential(models.Model):
     access_token = EncryptedTextField(blank=True)
     refresh_token = EncryptedTextField(blank=True)
     account_id = models.CharField("ChatGPT-Account-ID", max_length=100, blank=True)
+    plan = models.CharField(max_length=64, blank=True, help_text="ChatGPT plan from the id token (codex).")
+    user_id = models.CharField(max_length=100, blank=True, help_text="ChatGPT user id from the id token (codex).")
     base_url = models.URLField(blank=True, help_text="Upstream origin; empty uses CHATGPT_BASE_URL.")
     api_key = EncryptedTextField(blank=True)
     model_names = models.JSONField(
@@ -80,7 +75,7 @@ class Credential(models.Model):
         if self.kind == Kind.OPENAI:
             return f"openai {self.base_url} {mask(self.api_key)}"
         secret = mask(self.access_token or self.refresh_token)
-        return f"chatgpt {secret}" + (f" ({self.account_id})" if self.account_id else "")
+        return f"{self.kind} {secret}" + (f" ({self.account_id})" if self.account_id else "")
 
     def save(self, *args, **kwargs) -> None:
         self.fingerprint = self.compute_fingerprint()
@@ -100,6 +95,8 @@ class Credential(models.Model):
     def compute_fingerprint(self) -> str:
         """Identity for de-duplication: the same secret (and workspace) imported twice is one row."""
         secret = self.api_key if self.kind == Kind.OPENAI else (self.refresh_token or self.access_token)
+        if self.kind == Kind.CODEX and self.user_id:
+            secret = self.user_id  # single-use RTs rotate: a signed-in account is its user in its workspace
         scope = self.base_url if self.kind == Kind.OPENAI else self.account_id
         return hashlib.sha256(f"{self.kind}\0{scope}\0{secret}".encode()).hexdigest()
 

@@ -46,6 +46,7 @@ class PooledCredential:
     access_token: str = field(default="", repr=False)
     refresh_token: str = field(default="", repr=False)
     account_id: str = ""
+    plan: str = ""  # the ChatGPT plan of a codex account
     base_url: str = ""
     api_key: str = field(default="", repr=False)
     models: frozenset[str] = frozenset()
@@ -66,6 +67,7 @@ class PooledCredential:
             access_token=cred.access_token,
             refresh_token=cred.refresh_token,
             account_id=cred.account_id,
+            plan=cred.plan,
             base_url=cred.base_url,
             api_key=cred.api_key,
             models=frozenset(cred.served_models),

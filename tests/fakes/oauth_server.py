@@ -27,6 +27,21 @@ def access_token(subject: str, lifetime: int = 3600) -> str:
     return f"{header}.{_b64({'sub': subject, 'exp': int(time.time()) + lifetime})}.sig"
 
 
+AUTH_CLAIM = "https://api.openai.com/auth"
+
+
+def codex_jwt(account_id: str, plan: str = "plus", user_id: str = "user-fake", lifetime: int = 864000) -> str:
+    """A Codex access or id token: the ChatGPT account, plan and user under `https://api.openai.com/auth`."""
+    claims = {
+        "iss": "https://auth.openai.com",
+        "aud": ["https://api.openai.com/v1"],
+        "exp": int(time.time()) + lifetime,
+        "email": f"{user_id}@example.com",
+        AUTH_CLAIM: {"chatgpt_account_id": account_id, "chatgpt_plan_type": plan, "chatgpt_user_id": user_id},
+    }
+    return f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64(claims)}.c2lnbmF0dXJl"
+
+
 def make_app(server_ref: list[FakeServer], delay: float = 0.0) -> web.Application:
     async def token(request: web.Request) -> web.Response:
         body = await request.json()
