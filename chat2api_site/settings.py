@@ -51,8 +51,8 @@ RANDOM_TOKEN: bool = _read("bool", "RANDOM_TOKEN", True)
 ENABLE_GATEWAY: bool = _read("bool", "ENABLE_GATEWAY", False)
 ALLOW_RESET: bool = _read("bool", "ALLOW_RESET", True)
 
-# --- RefreshToken exchange (auth0 for older tokens, auth.openai.com for `rt_…` tokens) -------------
-OAUTH_TOKEN_URL: str = _read("str", "OAUTH_TOKEN_URL", "https://auth0.openai.com/oauth/token")
+# --- RefreshToken exchange (auth.openai.com: auth0.openai.com has answered 404 since mid-2025) -------
+OAUTH_TOKEN_URL: str = _read("str", "OAUTH_TOKEN_URL", "https://auth.openai.com/oauth/token")
 OAUTH_CLIENT_ID: str = _read("str", "OAUTH_CLIENT_ID", "pdlLIX2Y72MIl2rhLhTE9VV9bN905kBh")
 OAUTH_RT_TOKEN_URL: str = _read("str", "OAUTH_RT_TOKEN_URL", "https://auth.openai.com/oauth/token")
 OAUTH_RT_CLIENT_ID: str = _read("str", "OAUTH_RT_CLIENT_ID", "app_LlGpXReQgckcGGUo2JrYvtJK")
@@ -84,6 +84,7 @@ UPSTREAM_CONNECT_TIMEOUT: float = _read("float", "UPSTREAM_CONNECT_TIMEOUT", 10.
 UPSTREAM_READ_TIMEOUT: float = _read("float", "UPSTREAM_READ_TIMEOUT", 120.0, minimum=0.1)
 UPSTREAM_MAX_CLIENTS: int = _read("int", "UPSTREAM_MAX_CLIENTS", 1024, minimum=1)
 DEFAULT_COOLDOWN_SECONDS: int = _read("int", "DEFAULT_COOLDOWN_SECONDS", 60, minimum=0)
+CHALLENGE_COOLDOWN_SECONDS: int = _read("int", "CHALLENGE_COOLDOWN_SECONDS", 900, minimum=0)
 # Outlier detection (tokens/health.py): transient failures (403, 5xx, timeouts, dropped or empty answers) eject a
 # credential only when it stands out from the others serving the model over the window.
 OUTLIER_CONSECUTIVE_FAILURES: int = _read("int", "OUTLIER_CONSECUTIVE_FAILURES", 5, minimum=1)

@@ -14,7 +14,19 @@ from django.conf import settings
 from chat2api_site import __version__
 
 REDIRECT_URI = "com.openai.chat://auth0.openai.com/ios/com.openai.chat/callback"
-FATAL_ERRORS = frozenset({"invalid_grant", "access_denied", "invalid_request", "unauthorized_client"})
+FATAL_ERRORS = frozenset(
+    {
+        "invalid_grant",
+        "access_denied",
+        "invalid_request",
+        "unauthorized_client",
+        # auth.openai.com's nested codes for a refresh token that will never work again (codex-protocol A1)
+        "refresh_token_reused",
+        "refresh_token_expired",
+        "refresh_token_invalidated",
+    }
+)
+GONE = 404  # auth0.openai.com has answered 404 since mid-2025: retrying there never helps
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +88,20 @@ def _parse(status: int, raw: bytes) -> Refreshed:
         if expires is None and doc.get("expires_in"):
             expires = datetime.now(UTC) + timedelta(seconds=int(doc["expires_in"]))
         return Refreshed(token, expires, doc.get("refresh_token") or "")
-    code = doc.get("error", "") if isinstance(doc, dict) else ""
-    detail = doc.get("error_description", "") if isinstance(doc, dict) else ""
+    code, detail = oauth_error(doc)
     reason = f"{code}: {detail}".strip(": ") or f"token endpoint answered {status}"
+    if status == GONE:
+        said = f" ({reason})" if code or detail else ""
+        raise RefreshFailed(f"the token endpoint answered 404{said}: it does not serve this token", permanent=True)
     raise RefreshFailed(reason, permanent=code in FATAL_ERRORS)
+
+
+def oauth_error(doc: object) -> tuple[str, str]:
+    """(code, message) of an OAuth error body, flat (`{"error": "invalid_grant", "error_description": …}`) or
+    nested as auth.openai.com answers (`{"error": {"code" | "type", "message"}}`); empty strings when absent."""
+    if not isinstance(doc, dict):
+        return "", ""
+    error, detail = doc.get("error"), doc.get("error_description")
+    if isinstance(error, dict):
+        error, detail = error.get("code") or error.get("type"), error.get("message") or detail
+    return (error if isinstance(error, str) else ""), (detail if isinstance(detail, str) else "")

@@ -1,6 +1,7 @@
 """A fake OAuth token endpoint: RefreshToken → AccessToken (an unsigned JWT with an `exp`).
 
-`rt-bad…` is refused with `invalid_grant`, `rt-down…` answers 503; any other token gets a fresh
+`rt-bad…` is refused with `invalid_grant`, `rt-expired…` with the nested `{"error": {"code", "message"}}`
+of auth.openai.com, `rt-gone…` answers 404, `rt-down…` 503; any other token gets a fresh
 AccessToken `eyJ…` whose payload names the RefreshToken's scenario (so the fake ChatGPT server can
 tell the caller apart), valid for `expires_in` seconds (default 3600; `rt-short…`: 5 s).
 """
@@ -53,6 +54,11 @@ def make_app(server_ref: list[FakeServer], delay: float = 0.0) -> web.Applicatio
         if refresh.startswith("rt-bad"):
             error = {"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."}
             return web.json_response(error, status=403)
+        if refresh.startswith("rt-gone"):  # as auth0.openai.com has answered since mid-2025
+            return web.Response(status=404, text="Not Found")
+        if refresh.startswith("rt-expired"):  # auth.openai.com's nested shape
+            error = {"code": "refresh_token_expired", "message": "Your refresh token has expired."}
+            return web.json_response({"error": error}, status=401)
         if refresh.startswith("rt-down"):
             return web.Response(status=503, text="upstream down")
         lifetime = 5 if refresh.startswith("rt-short") else 3600

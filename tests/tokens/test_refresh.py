@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from tests.factories import chatgpt_account
@@ -64,3 +66,21 @@ def test_allow_reset_decides_whether_invalid_can_be_revived(oauth_settings, fake
     assert refreshing.refresh_credential(cred.pk, force=True).result == "skipped"
     oauth_settings.ALLOW_RESET = True
     assert refreshing.refresh_credential(cred.pk, force=True).result == "refreshed"
+
+
+@pytest.mark.parametrize(
+    ("refresh_token", "reason"),
+    [("rt-expired-fay", "refresh_token_expired: Your refresh token has expired."), ("rt-gone-gus", "404")],
+)
+def test_nested_error_and_404_mark_invalid_with_the_reason(oauth_settings, fake_oauth, refresh_token, reason):
+    cred = chatgpt_account("", refresh_token=refresh_token)
+    assert refreshing.refresh_credential(cred.pk).result == "invalid"
+    cred.refresh_from_db()
+    assert cred.status == Status.INVALID and reason in cred.last_error and refresh_token not in cred.last_error
+    assert refreshing.refresh_credential(cred.pk).result == "skipped"  # no retrying a dead token forever
+    assert fake_oauth.calls[refresh_token] == 1
+
+
+@pytest.mark.skipif("OAUTH_TOKEN_URL" in os.environ, reason="the environment overrides the default")
+def test_default_token_endpoint_is_auth_openai_com():
+    assert django_settings.OAUTH_TOKEN_URL == "https://auth.openai.com/oauth/token"
