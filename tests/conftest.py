@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fakes import chatgpt_server, oauth_server, openai_server
+from tests.fakes import chatgpt_server, codex_server, oauth_server, openai_server
 from tests.fakes.base import FakeServer
 from tests.gateway import Gateway
 
@@ -19,6 +19,13 @@ def fake_openai() -> Iterator[FakeServer]:
 @pytest.fixture(scope="session")
 def fake_chatgpt() -> Iterator[FakeServer]:
     server = chatgpt_server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_codex() -> Iterator[FakeServer]:
+    server = codex_server.start()
     yield server
     server.stop()
 
@@ -46,7 +53,9 @@ def test_database(django_db_setup, django_db_blocker) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway_env(test_database: str, fake_chatgpt: FakeServer, fake_oauth: FakeServer) -> dict[str, str]:
+def gateway_env(
+    test_database: str, fake_chatgpt: FakeServer, fake_oauth: FakeServer, fake_codex: FakeServer
+) -> dict[str, str]:
     """What every gateway process of the tests needs: the test database and the fake upstreams."""
     token_url = fake_oauth.url + "/oauth/token"
     return {
@@ -54,6 +63,7 @@ def gateway_env(test_database: str, fake_chatgpt: FakeServer, fake_oauth: FakeSe
         "CHATGPT_BASE_URL": fake_chatgpt.url,
         "OAUTH_TOKEN_URL": token_url,
         "OAUTH_RT_TOKEN_URL": token_url,
+        "CODEX_BASE_URL": fake_codex.url + "/backend-api/codex",
     }
 
 
@@ -70,5 +80,7 @@ def _fresh_fakes(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("fake_openai").reset()
     if "fake_chatgpt" in request.fixturenames:
         request.getfixturevalue("fake_chatgpt").reset()
+    if "fake_codex" in request.fixturenames:
+        request.getfixturevalue("fake_codex").reset()
     if "fake_oauth" in request.fixturenames:
         request.getfixturevalue("fake_oauth").reset()
