@@ -2,28 +2,73 @@
 
 The signed, expiring token is the authorization (no API key): it names the credential and the file. The
 bytes are streamed through, so the client never sees an upstream URL or needs upstream credentials.
+Links are signed here rather than in the adapter, which knows nothing of the pool or of stored secrets.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
+from functools import partial
+from typing import Any
 from urllib.parse import quote
 
 from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException
 from django.conf import settings
 from django.core import signing
+from django.core.signing import TimestampSigner
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 
 from openai_compat.errors import APIError, error_response
-from openai_compat.upstreams.base import UpstreamError
-from openai_compat.upstreams.chatgpt_files import open_download, read_link
+from openai_compat.upstreams.base import UpstreamCredential, UpstreamError
+from openai_compat.upstreams.chatgpt_files import open_download
 from openai_compat.upstreams.chatgpt_markdown import Asset
 from openai_compat.upstreams.chatgpt_web import Backend
 from openai_compat.upstreams.transport import close_stream
+from tokens import crypto
+from tokens.models import Kind
 from tokens.pool import PooledCredential, pool
 
 PASSED_HEADERS = ("last-modified", "etag")
+# Where this request reached the gateway ("https://host"), for absolute links; empty gives a path.
+link_origin: ContextVar[str] = ContextVar("file_link_origin", default="")
+LINK_SALT = "chat2api.file-link"
+
+
+def links(cred: UpstreamCredential) -> Callable[[Asset], str]:
+    """How the files of an answer starting now on `cred` are linked (the ChatGPT adapter's `links`)."""
+    return partial(file_link, cred, link_origin.get())
+
+
+def file_link(cred: UpstreamCredential, origin: str, asset: Asset) -> str:
+    """A gateway URL (under `origin`) that downloads `asset` with `cred`; "" when files cannot be downloaded."""
+    if settings.HISTORY_DISABLED:
+        return ""  # without history the upstream keeps no conversation to download from
+    if cred.id is not None:
+        who: Any = cred.id
+    elif cred.access_token:  # a caller's own token: carried encrypted, since no pool can look it up
+        who = [crypto.encrypt(cred.access_token), cred.account_id]
+    else:
+        return ""
+    payload = [who, asset.kind, asset.id, asset.conversation_id, asset.message_id]
+    token = TimestampSigner(salt=LINK_SALT).sign_object(payload, compress=True)
+    return origin + reverse("file_link", args=[token])
+
+
+def read_link(token: str) -> tuple[int | PooledCredential, Asset]:
+    """The credential (a pool id, or a caller's own) and asset of a link; `signing.BadSignature` if forged
+    or expired (`SignatureExpired`)."""
+    who, kind, file_id, conversation_id, message_id = TimestampSigner(salt=LINK_SALT).unsign_object(
+        token, max_age=settings.FILE_LINK_SECONDS
+    )
+    asset = Asset(kind, file_id, conversation_id, message_id)
+    if isinstance(who, int):
+        return who, asset
+    secret, account_id = who
+    own = PooledCredential(id=None, kind=Kind.CHATGPT, access_token=crypto.decrypt(secret), account_id=account_id)
+    return own, asset
 
 
 async def download(request: HttpRequest, token: str) -> HttpResponse:

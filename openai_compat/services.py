@@ -15,8 +15,8 @@ from django.conf import settings
 
 from openai_compat import catalog
 from openai_compat.errors import APIError, model_not_found
+from openai_compat.registry import UPSTREAMS
 from openai_compat.schema import ChatRequest
-from openai_compat.upstreams import UPSTREAMS
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
 from tokens import refreshing
 from tokens import services as token_services

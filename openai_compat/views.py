@@ -10,10 +10,10 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from openai_compat import catalog, render
 from openai_compat.auth import api_view
 from openai_compat.errors import model_not_found
+from openai_compat.files import link_origin
 from openai_compat.lifecycle import Starting, StreamBody
 from openai_compat.schema import parse_chat_request, too_large
 from openai_compat.services import Answer, Caller, available_models, start_answer
-from openai_compat.upstreams.chatgpt_files import link_origin
 from tokens.pool import pool
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

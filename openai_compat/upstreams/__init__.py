@@ -1,10 +1,5 @@
-"""Upstream adapters, chosen by the credential's kind."""
+"""Upstream adapters: each turns a chat request on a credential into normalized deltas (`base`).
 
-from __future__ import annotations
-
-from openai_compat.upstreams.base import Upstream
-from openai_compat.upstreams.chatgpt_web import ChatGPTWeb
-from openai_compat.upstreams.openai import OpenAICompatible
-from tokens.models import Kind
-
-UPSTREAMS: dict[str, Upstream] = {Kind.CHATGPT: ChatGPTWeb(), Kind.OPENAI: OpenAICompatible()}
+A leaf package: it reads credentials through its own `UpstreamCredential` protocol and never imports the
+pool (`tokens`), the web page (`mirror`) or the site; `openai_compat.registry` maps kinds to adapters.
+"""

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from openai_compat.schema import ChatRequest
-    from tokens.pool import PooledCredential
 
 
 class UpstreamCredential(Protocol):
@@ -99,6 +98,6 @@ class UpstreamError(Exception):
 
 
 class Upstream(Protocol):
-    def stream(self, cred: PooledCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+    def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
         """Yield the answer to `request` from the model `slug` using `cred`."""
         ...

@@ -2,8 +2,8 @@
 
 In: `image_url` and `file` parts (and, with `UPLOAD_BY_URL`, URLs leading a user message) are fetched
 once per attempt, uploaded in three steps (create, PUT the bytes, confirm) and attached to the message.
-Out: images, code-interpreter files and the like become signed, expiring gateway links (`/v1/files/…`)
-that the `openai_compat.files` view turns into a fresh upstream download with the right credential.
+Out: images, code-interpreter files and the like are downloaded fresh with the right credential when a
+client follows their signed gateway link (signed and served by `openai_compat.files`).
 """
 
 from __future__ import annotations
@@ -13,40 +13,28 @@ import base64
 import logging
 import mimetypes
 import re
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote, unquote, unquote_to_bytes, urlencode, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException
 from django.conf import settings
-from django.core.signing import TimestampSigner
-from django.urls import reverse
 
 from openai_compat import fetch
 from openai_compat.errors import invalid
 from openai_compat.http import proxy_for, session_for
 from openai_compat.schema import text_of
-from openai_compat.upstreams.base import UpstreamError
+from openai_compat.upstreams.base import UpstreamCredential, UpstreamError
 from openai_compat.upstreams.chatgpt_markdown import Asset
 from openai_compat.upstreams.images import image_info
 from openai_compat.upstreams.transport import close_stream, transport_reason
-from tokens import crypto
-from tokens.models import Kind
-from tokens.pool import PooledCredential
-
-if TYPE_CHECKING:
-    from openai_compat.upstreams.chatgpt_web import Backend
 
 log = logging.getLogger(__name__)
 
-# Where this request reached the gateway ("https://host"), for absolute links; empty gives a path.
-link_origin: ContextVar[str] = ContextVar("file_link_origin", default="")
-LINK_SALT = "chat2api.file-link"
 LEADING_URL = re.compile(r"\s*(https?://\S+)(?:\s+|$)")
 # Documents that ChatGPT indexes for retrieval (`my_files`); other files go to the code interpreter.
 RETRIEVAL = frozenset(
@@ -55,6 +43,16 @@ RETRIEVAL = frozenset(
     | {".swift", ".kt", ".css", ".sql", ".yaml", ".yml"}
 )
 INDEX_WAIT_SECONDS = 30.0
+
+
+class Backend(Protocol):
+    """The backend API as one credential sees it: `chatgpt_web.Backend`, which imports this module."""
+
+    cred: UpstreamCredential
+    api: str
+    headers: dict[str, str]
+
+    async def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +187,7 @@ async def upload(backend: Backend, blob: Blob) -> str:
     return file_id
 
 
-async def _put(cred: PooledCredential, url: str, blob: Blob) -> None:
+async def _put(cred: UpstreamCredential, url: str, blob: Blob) -> None:
     # A blob store, not the API: no authorization, device id or language headers.
     headers = {"x-ms-blob-type": "BlockBlob", "x-ms-version": "2020-04-08", "content-type": blob.mime}
     try:
@@ -241,36 +239,7 @@ def timezone_offset_min() -> int:
     return -int(offset.total_seconds() // 60) if offset else 0  # the sign of JS getTimezoneOffset
 
 
-# --- Out: signed links to generated files ---------------------------------------------------------
-def file_link(cred: PooledCredential, origin: str, asset: Asset) -> str:
-    """A gateway URL (under `origin`) that downloads `asset` with `cred`; "" when files cannot be downloaded."""
-    if settings.HISTORY_DISABLED:
-        return ""  # without history the upstream keeps no conversation to download from
-    if cred.id is not None:
-        who: Any = cred.id
-    elif cred.access_token:  # a caller's own token: carried encrypted, since no pool can look it up
-        who = [crypto.encrypt(cred.access_token), cred.account_id]
-    else:
-        return ""
-    payload = [who, asset.kind, asset.id, asset.conversation_id, asset.message_id]
-    token = TimestampSigner(salt=LINK_SALT).sign_object(payload, compress=True)
-    return origin + reverse("file_link", args=[token])
-
-
-def read_link(token: str) -> tuple[int | PooledCredential, Asset]:
-    """The credential (a pool id, or a caller's own) and asset of a link; `signing.BadSignature` if forged
-    or expired (`SignatureExpired`)."""
-    who, kind, file_id, conversation_id, message_id = TimestampSigner(salt=LINK_SALT).unsign_object(
-        token, max_age=settings.FILE_LINK_SECONDS
-    )
-    asset = Asset(kind, file_id, conversation_id, message_id)
-    if isinstance(who, int):
-        return who, asset
-    secret, account_id = who
-    own = PooledCredential(id=None, kind=Kind.CHATGPT, access_token=crypto.decrypt(secret), account_id=account_id)
-    return own, asset
-
-
+# --- Out: downloads of generated files ------------------------------------------------------------
 def download_path(asset: Asset) -> str:
     if asset.kind == "file":
         return f"/files/{quote(asset.id)}/download"

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import orjson
@@ -23,8 +22,9 @@ from openai_compat import catalog
 from openai_compat.http import proxy_for, session_for
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams import chatgpt_files
-from openai_compat.upstreams.base import Action, Delta, UpstreamError
+from openai_compat.upstreams.base import Action, Delta, UpstreamCredential, UpstreamError
 from openai_compat.upstreams.chatgpt_files import Prepared
+from openai_compat.upstreams.chatgpt_markdown import Asset
 from openai_compat.upstreams.chatgpt_stream import ChatGPTStream, StreamError
 from openai_compat.upstreams.transport import (
     close_stream,
@@ -35,7 +35,6 @@ from openai_compat.upstreams.transport import (
     sse_data,
     transport_reason,
 )
-from tokens.pool import PooledCredential
 
 DEVICE_NAMESPACE = uuid.UUID("5f1d8c1e-3c56-4f0e-9a43-6d2b7c0f4a11")
 ROLES = {"developer": "system", "function": "tool"}
@@ -45,11 +44,16 @@ DETERMINISTIC = {400, 404, 413, 422}
 
 
 class ChatGPTWeb:
-    async def stream(self, cred: PooledCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+    def __init__(self, links: Callable[[UpstreamCredential], Callable[[Asset], str]]) -> None:
+        """`links(cred)`, called as an answer starts, gives where each generated file of it is linked to
+        (the pipeline signs a gateway URL that downloads it with `cred`)."""
+        self.links = links
+
+    async def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
         prepared = await chatgpt_files.prepare(request.messages)  # a refused file fails before any upstream call
         backend = Backend.of(cred)
         body = conversation_body(request, slug, await messages_of(backend, prepared))
-        parser = ChatGPTStream(link=partial(chatgpt_files.file_link, cred, chatgpt_files.link_origin.get()))
+        parser = ChatGPTStream(link=self.links(cred))
         for continues in range(settings.MAX_CONTINUES + 1):
             async for delta in turn(backend, body, parser):
                 if delta.finish_reason == "length" and continues < settings.MAX_CONTINUES and can_continue(parser):
@@ -65,12 +69,12 @@ class ChatGPTWeb:
 class Backend:
     """One credential's view of the backend API: its root URL and the headers every call carries."""
 
-    cred: PooledCredential
+    cred: UpstreamCredential
     api: str
     headers: dict[str, str]
 
     @classmethod
-    def of(cls, cred: PooledCredential) -> Backend:
+    def of(cls, cred: UpstreamCredential) -> Backend:
         return cls(cred, api_root(cred), request_headers(cred))
 
     async def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -125,12 +129,12 @@ def is_event_stream(response: Response) -> bool:
     return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
-def api_root(cred: PooledCredential) -> str:
+def api_root(cred: UpstreamCredential) -> str:
     base = (cred.base_url or settings.CHATGPT_BASE_URL).rstrip("/")
     return base if base.endswith("/backend-api") else base + "/backend-api"
 
 
-def request_headers(cred: PooledCredential) -> dict[str, str]:
+def request_headers(cred: UpstreamCredential) -> dict[str, str]:
     if not cred.access_token:
         raise UpstreamError("This ChatGPT credential has no access token; it needs a refresh.", action=Action.REFRESH)
     headers = {
@@ -147,13 +151,13 @@ def request_headers(cred: PooledCredential) -> dict[str, str]:
     return headers
 
 
-def device_id(cred: PooledCredential) -> str:
+def device_id(cred: UpstreamCredential) -> str:
     """A device id that sticks to the credential (its refresh token outlives access tokens); never the secret."""
     secret = cred.refresh_token or cred.access_token
     return str(uuid.uuid5(DEVICE_NAMESPACE, hashlib.sha256(secret.encode()).hexdigest()))
 
 
-async def chat_requirements(api: str, cred: PooledCredential, headers: dict[str, str]) -> str:
+async def chat_requirements(api: str, cred: UpstreamCredential, headers: dict[str, str]) -> str:
     """The sentinel token for the conversation call; a demanded challenge fails the credential instead."""
     response = await open_stream(f"{api}/sentinel/chat-requirements", cred, headers, {})
     try:
@@ -225,7 +229,7 @@ async def messages_of(backend: Backend, prepared: list[Prepared]) -> list[dict[s
     return messages
 
 
-async def answer(response: Response, cred: PooledCredential, parser: ChatGPTStream) -> AsyncIterator[Delta]:
+async def answer(response: Response, cred: UpstreamCredential, parser: ChatGPTStream) -> AsyncIterator[Delta]:
     """The parsed answer; the conversation id first, when history is kept, for the `X-Conversation-Id` header."""
     announce = not settings.HISTORY_DISABLED and not parser.conversation_id
     try:
@@ -245,7 +249,7 @@ async def answer(response: Response, cred: PooledCredential, parser: ChatGPTStre
 
 
 # --- HTTP errors ----------------------------------------------------------------------------------
-def failure(status: int, raw: bytes, headers: Any, cred: PooledCredential) -> UpstreamError:
+def failure(status: int, raw: bytes, headers: Any, cred: UpstreamCredential) -> UpstreamError:
     reason = "an HTML page" if raw.lstrip()[:1] == b"<" else error_text(raw, cred)
     if status == 401:
         return UpstreamError(f"ChatGPT refused the access token: {reason}", action=Action.REFRESH)

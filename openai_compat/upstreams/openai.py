@@ -9,9 +9,8 @@ import orjson
 from django.conf import settings
 
 from openai_compat.schema import ChatRequest
-from openai_compat.upstreams.base import Action, Delta, UpstreamError
+from openai_compat.upstreams.base import Action, Delta, UpstreamCredential, UpstreamError
 from openai_compat.upstreams.transport import close_stream, error_text, open_stream, retry_after, sse_data
-from tokens.pool import PooledCredential
 
 # Status codes that say the request itself is wrong: another key would get the same answer.
 DETERMINISTIC = {400, 404, 413, 422}
@@ -26,7 +25,7 @@ def chat_url(base_url: str) -> str:
 
 
 class OpenAICompatible:
-    async def stream(self, cred: PooledCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+    async def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
         body = {**request.body, "model": slug, "stream": True, "stream_options": {"include_usage": True}}
         headers = {
             "Authorization": f"Bearer {cred.api_key}",
@@ -72,7 +71,7 @@ def to_delta(chunk: dict) -> Delta:
     )
 
 
-def failure(status: int, raw: bytes, headers, cred: PooledCredential) -> UpstreamError:
+def failure(status: int, raw: bytes, headers, cred: UpstreamCredential) -> UpstreamError:
     reason = error_text(raw, cred)
     if status in DETERMINISTIC:
         return UpstreamError(reason, status=status, action=Action.FATAL, type="invalid_request_error")

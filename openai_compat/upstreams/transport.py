@@ -10,15 +10,14 @@ import orjson
 from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException, Timeout
 
+from common.masking import mask
 from openai_compat.http import proxy_for, session_for
-from openai_compat.upstreams.base import UpstreamError
-from tokens.models import mask
-from tokens.pool import PooledCredential
+from openai_compat.upstreams.base import UpstreamCredential, UpstreamError
 
 MAX_REASON = 300
 
 
-async def open_stream(url: str, cred: PooledCredential, headers: dict[str, str], body: dict[str, Any]) -> Response:
+async def open_stream(url: str, cred: UpstreamCredential, headers: dict[str, str], body: dict[str, Any]) -> Response:
     """POST `body` and return the response with its body unread; transport failures become `UpstreamError`."""
     session = session_for(url, proxy_for(cred.id))
     try:
@@ -61,7 +60,7 @@ def transport_reason(exc: RequestException) -> str:
     return f"The upstream connection failed ({type(exc).__name__})."
 
 
-def error_text(raw: bytes, cred: PooledCredential) -> str:
+def error_text(raw: bytes, cred: UpstreamCredential) -> str:
     """The upstream's own reason from an error body (JSON `error.message` / `detail`, or text), secrets masked."""
     try:
         doc = orjson.loads(raw)
@@ -76,7 +75,7 @@ def error_text(raw: bytes, cred: PooledCredential) -> str:
     return scrub(text[:MAX_REASON] or "no reason given", cred)
 
 
-def scrub(text: str, cred: PooledCredential) -> str:
+def scrub(text: str, cred: UpstreamCredential) -> str:
     for secret in (cred.api_key, cred.access_token, cred.refresh_token):
         if secret:
             text = text.replace(secret, mask(secret))

@@ -13,7 +13,7 @@ import openai
 import pytest
 from django.conf import settings
 
-from openai_compat.upstreams import chatgpt_files
+from openai_compat import files
 from openai_compat.upstreams.chatgpt_markdown import Asset
 from tests.factories import chatgpt_account
 from tests.fakes import chatgpt_server as fake
@@ -105,7 +105,7 @@ def test_citations_are_markdown_links(history_gateway, fake_chatgpt):
 def signed(asset: Asset, cred: PooledCredential, settings, age: float = 0) -> str:
     settings.HISTORY_DISABLED = False
     with mock.patch("django.core.signing.time.time", return_value=time.time() - age):
-        return chatgpt_files.file_link(cred, "", asset)
+        return files.file_link(cred, "", asset)
 
 
 @pytest.mark.parametrize(
