@@ -47,6 +47,7 @@ class ChatGPTStream:
         self.done = False
         self.blocked = False  # a moderation event blocked the answer
         self.finish: str | None = None  # set once the final assistant message has finished
+        self.handoff = False  # a `stream_handoff` event moved the rest of the turn to a WebSocket
         self.conversation_id = ""
         self.message_id = ""  # the last assistant message: the parent of an `action: continue`
         self.link = link or (lambda asset: "")
@@ -56,10 +57,13 @@ class ChatGPTStream:
         self._latest: dict[str, str] = {}  # "content" / "reasoning" → id of the last message that emitted it
         self._glue: str | None = None  # after `resume`: the text the continued answer picks up from
         self._held: dict[str, str] = {}  # message id → its whole text, while `hold_back` keeps some of it
+        self._open: set[str] = set()  # visible messages still in progress
+        self._pictured = False  # a generated image finished (4o image generation ends the turn on it)
 
     def resume(self) -> None:
         """Read the stream of an `action: continue`: its text is glued to the answer so far."""
-        self.done, self.finish, self.roots = False, None, {}
+        self.done, self.finish, self.roots, self.handoff = False, None, {}, False
+        self._open, self._pictured = set(), False
         self._last = {"p": "", "o": "add", "c": 0}
         last = self._latest.get("content")
         self._glue = self._sent.pop(last, "") if last else None
@@ -69,7 +73,7 @@ class ChatGPTStream:
         if self.done:
             return []
         if doc == DONE:
-            return self._close()
+            return self.end()
         if doc == "v1":
             self.encoding = "v1"
         if not isinstance(doc, dict):
@@ -80,13 +84,22 @@ class ChatGPTStream:
             return self._side_event(doc)
         return self._snapshot(doc, "")
 
+    @property
+    def complete(self) -> bool:
+        """The final assistant message finished, moderation blocked the answer, or the turn ended on a
+        finished generated image (4o image generation sends no closing message) with nothing left open."""
+        return self.finish is not None or self.blocked or (self._pictured and not self._open)
+
     def end(self) -> list[Delta]:
-        """The byte stream is over: the finish delta if the answer was complete, else `StreamError`."""
+        """The stream is over (`[DONE]` or the last byte): the finish delta if the answer is complete, else
+        `StreamError`: a cut or handed-off answer is never passed off as a finished one."""
         if self.done:
             return []
-        if self.finish is None and not self.blocked:
-            raise StreamError("The upstream closed the stream before the answer was complete.")
-        return self._close()
+        if self.complete:
+            return self._close()
+        if self.handoff:
+            raise StreamError("ChatGPT moved the answer to a WebSocket (stream_handoff), which chat2api does not read.")
+        raise StreamError("The upstream ended the stream before the answer was complete.")
 
     def _close(self) -> list[Delta]:
         """The finish delta, after whatever was still held back: at the end, text is shown as it is."""
@@ -122,6 +135,7 @@ class ChatGPTStream:
         verdict = doc.get("moderation_response")
         if doc["type"] == "moderation" and isinstance(verdict, dict) and verdict.get("blocked"):
             self.blocked = True
+        self.handoff = self.handoff or doc["type"] == "stream_handoff"
         return []
 
     def _observe(self, message: dict[str, Any], fallback_id: str) -> list[Delta]:
@@ -131,12 +145,21 @@ class ChatGPTStream:
         if is_final(message):
             self.finish = "length" if finish_type(message) == "max_tokens" else "stop"
         kind = kind_of(message)
+        if kind in ("content", "media"):
+            self._track(message, message_id, kind)
         if kind is None or (self.blocked and kind != "reasoning"):
             return []
         if kind == "reasoning":
             return self._increment(message_id, kind, text_of_message(message))
         text = self._media(message, message_id) if kind == "media" else self._render(message, message_id)
         return self._increment(message_id, "content", text)
+
+    def _track(self, message: dict[str, Any], message_id: str, kind: str) -> None:
+        if message.get("status") == "in_progress":
+            self._open.add(message_id)
+        else:
+            self._open.discard(message_id)
+            self._pictured = self._pictured or kind == "media"
 
     def _increment(self, message_id: str, kind: str, text: str) -> list[Delta]:
         sent = self._sent.get(message_id, "")

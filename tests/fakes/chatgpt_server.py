@@ -4,8 +4,9 @@ The access token picks the account's behaviour (a leading `eyJ`, for a caller's 
 skipped): `ok…` answers; `401…` token expired; `403…` a Cloudflare challenge page; `unusual…` a 403
 "unusual activity"; `429…` model cap (clears_in 3600); `ratelimit…` a bare 429 with Retry-After 42;
 `413…` message too long; `500…` a proxy error page; `pow…`, `turnstile…`, `arkose…`, `login…` make the
-sentinel demand a challenge; `drop…` cuts the connection mid-answer; `err…` sends an in-stream error
-before any text; `empty…` finishes without a word.
+sentinel demand a challenge; `sentinel404…` / `sentinel502…` fail the sentinel alone; `drop…` cuts the
+connection mid-answer; `err…` sends an in-stream error before any text; `empty…` finishes without a word;
+`handoff…` streams half an answer, then a `stream_handoff` (the rest would come over a WebSocket) and `[DONE]`.
 
 The last user message picks the answer: "reason" (o1-style `a8km123` reasoning), "think" (2025
 `thoughts` + `reasoning_recap`), "draw" (a DALL·E tool call, the image, a caption), "imagegen" (4o image
@@ -60,7 +61,8 @@ CAPTURE = (
     Path(__file__).resolve().parent.parent / "fixtures" / "2026-03-22_f-conversation_delta-encoding-v1_gpt-5-3_team.sse"
 )
 SCENARIOS = ("401", "403", "unusual", "429", "ratelimit", "413", "500", "pow", "turnstile", "arkose", "login")
-SCENARIOS += ("drop", "err", "empty")
+SCENARIOS += ("drop", "err", "empty", "handoff", "sentinel404", "sentinel502")
+HANDOFF = {"type": "stream_handoff", "options": [{"type": "subscribe_ws_topic", "topic_id": "conversation-turn-1"}]}
 KEYWORDS = ("reason", "think", "imagegen", "draw", "sandbox", "latecite", "cite", "moderate", "maxtokens", "endless")
 KEYWORDS += ("long", "capture")
 CLOUDFLARE_PAGE = (
@@ -124,6 +126,7 @@ class Msg:
     metadata: dict[str, Any] = field(default_factory=dict)
     late_metadata: bool = False  # `metadata` only arrives after the last chunk, in a frame of its own
     mid: str = ""  # the message id; m<n> when empty
+    unfinished: bool = False  # never finishes here (the rest of the turn went elsewhere)
     pointer: str = ""  # an image message's asset pointer
 
 
@@ -152,6 +155,8 @@ def plan(keyword: str, scenario: str) -> list[Msg | dict]:
     """The messages (and typed events, as dicts) of one turn."""
     if scenario == "empty":
         return [Msg("assistant", "text", [], end_turn=True, finish="stop")]
+    if scenario == "handoff":
+        return [Msg("assistant", "text", words(ANSWER)[:3], unfinished=True), HANDOFF]
     final = Msg("assistant", "text", words(ANSWER), end_turn=True, finish="stop")
     if keyword == "reason":
         meta = {"initial_text": "Thinking", "finished_text": "Thought for 3 seconds"}
@@ -275,7 +280,8 @@ def legacy_frames(turn: list[Msg | dict], slug: str) -> Iterator[bytes]:
             yield frame(root(message(item, mid, text, False, slug)))
         if item.late_metadata:
             yield frame(root(message(replace(item, late_metadata=False), mid, text, False, slug)))
-        yield frame(root(message(item, mid, text, True, slug)))
+        if not item.unfinished:
+            yield frame(root(message(item, mid, text, True, slug)))
 
 
 # --- Delta encoding v1 ----------------------------------------------------------------------------
@@ -302,7 +308,8 @@ def v1_message(msg: Msg, n: int, slug: str) -> Iterator[bytes]:
             yield frame({"p": path, "o": "append", "v": chunk} if i == 0 else {"v": chunk}, "delta")
     if msg.late_metadata:
         yield frame({"p": "/message/metadata", "o": "append", "v": msg.metadata}, "delta")
-    yield frame({"p": "", "o": "patch", "v": closing_ops(msg)}, "delta")
+    if not msg.unfinished:
+        yield frame({"p": "", "o": "patch", "v": closing_ops(msg)}, "delta")
 
 
 def closing_ops(msg: Msg) -> list[dict[str, Any]]:
@@ -334,7 +341,7 @@ def http_error(scenario: str, conversation: bool) -> web.Response | None:
     if scenario == "500":
         return web.Response(status=500, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
     if not conversation:
-        return None
+        return sentinel_error(scenario)
     if scenario == "429":
         cap = "You've reached the current usage cap for GPT-4o, please try again after 3:14 PM."
         return json_error(429, {"code": "model_cap_exceeded", "clears_in": 3600, "message": cap})
@@ -342,6 +349,14 @@ def http_error(scenario: str, conversation: bool) -> web.Response | None:
         return web.Response(status=429, text="Too Many Requests", headers={"Retry-After": "42"})
     if scenario == "413":
         return json_error(413, "Message too long. Please shorten it and try again.")
+    return None
+
+
+def sentinel_error(scenario: str) -> web.Response | None:
+    if scenario == "sentinel404":  # as a moved sentinel path answers
+        return json_error(404, "Not Found")
+    if scenario == "sentinel502":
+        return web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
     return None
 
 
@@ -371,7 +386,7 @@ def frames_for(body: dict[str, Any], scenario: str, v1: bool) -> Iterator[bytes]
         yield from v1_frames(turn, slug) if v1 else legacy_frames(turn, slug)
         if not body.get("history_and_training_disabled"):
             yield frame({"type": "title_generation", "title": "Greeting", "conversation_id": CONVERSATION_ID})
-        yield from (frame(event) for event in TRAILER)
+        yield from (frame(event) for event in TRAILER if scenario != "handoff")
     yield b"data: [DONE]\n\n"
 
 

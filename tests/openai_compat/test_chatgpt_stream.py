@@ -326,6 +326,31 @@ def test_stream_cut_before_the_answer_finished_raises():
         parser.end()
 
 
+@pytest.mark.parametrize("v1", [True, False], ids=["v1", "legacy"])
+def test_stream_handoff_then_done_is_a_failure_never_a_cut_stop(v1: bool):
+    parser, shown = ChatGPTStream(), []
+    with pytest.raises(StreamError, match="stream_handoff"):
+        for payload in served(scenario="handoff", v1=v1):
+            shown += parser.feed(payload)
+    assert text(shown) == "".join(fake.words(fake.ANSWER)[:3]) and not finish(shown)
+
+
+def test_done_before_the_answer_finished_raises():
+    with pytest.raises(StreamError, match="before the answer was complete"):
+        run([assistant("a1", ["Half an ans"]), b"[DONE]"])
+    image = {
+        "message": {
+            "id": "i1",
+            "author": {"role": "tool", "name": "t2uay3k.sj1i4kz"},
+            "content": fake.content("image", "", "sediment://file_00ab"),
+            "status": "finished_successfully",
+        }
+    }
+    assert finish(run([image, b"[DONE]"])[0]) == ["stop"]  # 4o image generation ends on its image
+    with pytest.raises(StreamError, match="before the answer was complete"):
+        run([image, assistant("a1", ["Here is your"]), b"[DONE]"])  # but not while its caption is cut
+
+
 def test_finished_answer_without_done_still_finishes():
     deltas, _ = run(served()[:-1], end=True)
     assert text(deltas) == fake.ANSWER and finish(deltas) == ["stop"]
