@@ -41,6 +41,7 @@ def fake_oauth() -> Iterator[FakeServer]:
 def oauth_settings(settings, fake_oauth: FakeServer):
     """Point this process's refresh client at the fake token endpoint."""
     settings.OAUTH_TOKEN_URL = settings.OAUTH_RT_TOKEN_URL = fake_oauth.url + "/oauth/token"
+    settings.CODEX_AUTH_URL = fake_oauth.url
     return settings
 
 
@@ -64,6 +65,7 @@ def gateway_env(
         "OAUTH_TOKEN_URL": token_url,
         "OAUTH_RT_TOKEN_URL": token_url,
         "CODEX_BASE_URL": fake_codex.url + "/backend-api/codex",
+        "CODEX_AUTH_URL": fake_oauth.url,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from tests.fakes.oauth_server import codex_jwt
+from tests.fakes.codex_issuer import codex_jwt
 from tokens.models import Credential, Kind
 
 

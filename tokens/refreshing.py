@@ -12,13 +12,14 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from tokens import refresh
-from tokens.models import Credential, Status
+from tokens import codex_auth, refresh
+from tokens.models import Credential, Kind, Status
 
 REFRESH_CLAIM_SECONDS = 60
 
@@ -61,15 +62,36 @@ def refresh_credential(cred_id: int, force: bool = False) -> Outcome:
         return Outcome(cred_id, "skipped", "not due, no RefreshToken, or another worker is refreshing it")
     cred = Credential.objects.get(pk=cred_id)
     try:
-        fresh = refresh.exchange(cred.refresh_token)
+        fresh = _exchange(cred)
     except refresh.RefreshFailed as exc:
         return _failed(cred, exc)
-    cred.access_token = fresh.access_token
-    cred.refresh_token = fresh.refresh_token or cred.refresh_token
-    cred.access_token_expires_at = fresh.expires_at
-    cred.status, cred.last_error = Status.ACTIVE, ""
-    cred.save()
+    # The new tokens land in the one write that releases our claim: a rotated (single-use) RefreshToken is
+    # stored before anyone may claim again, so no RefreshToken is ever sent twice.
+    mine = Credential.objects.filter(pk=cred_id, status=Status.REFRESHING, refresh_claimed_at=cred.refresh_claimed_at)
+    if mine.update(**fresh, status=Status.ACTIVE, last_error="", updated_at=timezone.now()) != 1:
+        return Outcome(cred_id, "failed", "the refresh outlived its claim and another worker took it over")
     return Outcome(cred_id, "refreshed")
+
+
+def _exchange(cred: Credential) -> dict[str, Any]:
+    """Call the token endpoint of `cred`'s kind; the columns the refresh rewrites."""
+    if cred.kind == Kind.CODEX:
+        tokens = codex_auth.refresh(cred.refresh_token)
+        who = tokens.claims
+        return {
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "access_token_expires_at": tokens.expires_at,
+            "plan": who.plan or cred.plan,
+            "account_id": cred.account_id or who.account_id,
+            "user_id": cred.user_id or who.user_id,
+        }
+    fresh = refresh.exchange(cred.refresh_token)
+    return {
+        "access_token": fresh.access_token,
+        "refresh_token": fresh.refresh_token or cred.refresh_token,
+        "access_token_expires_at": fresh.expires_at,
+    }
 
 
 def _failed(cred: Credential, exc: refresh.RefreshFailed) -> Outcome:

@@ -15,6 +15,7 @@ import time
 
 from aiohttp import web
 
+from tests.fakes import codex_issuer
 from tests.fakes.base import FakeServer
 
 
@@ -28,29 +29,17 @@ def access_token(subject: str, lifetime: int = 3600) -> str:
     return f"{header}.{_b64({'sub': subject, 'exp': int(time.time()) + lifetime})}.sig"
 
 
-AUTH_CLAIM = "https://api.openai.com/auth"
-
-
-def codex_jwt(account_id: str, plan: str = "plus", user_id: str = "user-fake", lifetime: int = 864000) -> str:
-    """A Codex access or id token: the ChatGPT account, plan and user under `https://api.openai.com/auth`."""
-    claims = {
-        "iss": "https://auth.openai.com",
-        "aud": ["https://api.openai.com/v1"],
-        "exp": int(time.time()) + lifetime,
-        "email": f"{user_id}@example.com",
-        AUTH_CLAIM: {"chatgpt_account_id": account_id, "chatgpt_plan_type": plan, "chatgpt_user_id": user_id},
-    }
-    return f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64(claims)}.c2lnbmF0dXJl"
-
-
 def make_app(server_ref: list[FakeServer], delay: float = 0.0) -> web.Application:
     async def token(request: web.Request) -> web.Response:
-        body = await request.json()
+        form = request.content_type == "application/x-www-form-urlencoded"
+        body = dict(await request.post()) if form else await request.json()
         refresh = body.get("refresh_token", "")
-        server_ref[0].calls[refresh] += 1
+        server_ref[0].calls[refresh or body.get("code", "")] += 1
         server_ref[0].requests.append(body)
         if delay:
             await asyncio.sleep(delay)
+        if body.get("client_id") == codex_issuer.CLIENT_ID:
+            return codex_issuer.token(request.app[codex_issuer.ISSUER], body)
         if refresh.startswith("rt-bad"):
             error = {"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."}
             return web.json_response(error, status=403)
@@ -69,6 +58,7 @@ def make_app(server_ref: list[FakeServer], delay: float = 0.0) -> web.Applicatio
 
     app = web.Application()
     app.router.add_post("/oauth/token", token)
+    codex_issuer.mount(app)
     return app
 
 
