@@ -48,6 +48,9 @@ ENABLE_LIMIT: bool = _read("bool", "ENABLE_LIMIT", True)
 UPLOAD_BY_URL: bool = _read("bool", "UPLOAD_BY_URL", False)
 SCHEDULED_REFRESH: bool = _read("bool", "SCHEDULED_REFRESH", False)
 RANDOM_TOKEN: bool = _read("bool", "RANDOM_TOKEN", True)
+# How a pick chooses among ready credentials (tokens/pool.py): `auto` is `headroom` for codex accounts (the most
+# plan quota left) and RANDOM_TOKEN's random or round-robin otherwise; `random` and `round_robin` override it.
+POOL_STRATEGY: str = _read("str", "POOL_STRATEGY", "auto", choices=("auto", "random", "round_robin", "headroom"))
 ENABLE_GATEWAY: bool = _read("bool", "ENABLE_GATEWAY", False)
 ALLOW_RESET: bool = _read("bool", "ALLOW_RESET", True)
 

@@ -25,6 +25,7 @@ from tokens.pool import Lease, NoCredential, PooledCredential, pool
 from tokens.refresh import RefreshFailed
 
 log = logging.getLogger(__name__)
+USAGE_LIMIT = "usage_limit_reached"  # the error code of a plan's quota used up (Codex's 429)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ class Answer:
             yield delta
         try:
             async for delta in self.rest:
+                if delta.quota is not None:  # a later report (Codex's `codex.rate_limits` event)
+                    await pool.note_quota(self.cred, delta.quota)
                 yield delta
         except UpstreamError:
             self.failed = True
@@ -158,6 +161,8 @@ async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
     started = False
     try:
         async for delta in stream:
+            if delta.quota is not None:
+                await pool.note_quota(cred, delta.quota)
             head.append(delta)
             started = started or delta.has_output or delta.finish_reason == "content_filter"
             if started and request.stream:
@@ -182,7 +187,10 @@ async def _fresh(cred: PooledCredential) -> PooledCredential:
 
 
 async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> None:
-    if err.action == Action.COOLDOWN and settings.ENABLE_LIMIT:
+    if err.quota is not None:
+        await pool.note_quota(cred, err.quota)
+    # A plan's usage limit (a fact until its reset) is not a rate limit: its cooldown holds even with ENABLE_LIMIT off.
+    if err.action == Action.COOLDOWN and (settings.ENABLE_LIMIT or err.code == USAGE_LIMIT):
         seconds = err.retry_after or settings.DEFAULT_COOLDOWN_SECONDS
         await pool.cool_down(cred, seconds, model if err.model_scoped else None, err.message)
     elif err.action == Action.REFRESH:

@@ -49,12 +49,18 @@ class Holdings:
         return len(self._held)
 
     async def take(
-        self, state: PoolState, candidates: Sequence[Candidate], model: str, lease: str, point: float | None
+        self,
+        state: PoolState,
+        candidates: Sequence[Candidate],
+        model: str,
+        lease: str,
+        point: float | None,
+        headroom: bool = False,
     ) -> int | Refusal:
         """`state.acquire`, recorded here, that cannot leak: if the request is cancelled while Redis answers
         (the script runs all the same), whatever it leased is given back as soon as the answer arrives."""
         ttl = settings.LEASE_TTL_SECONDS
-        attempt = asyncio.ensure_future(state.acquire(candidates, model, lease, time.time(), ttl, point))
+        attempt = asyncio.ensure_future(state.acquire(candidates, model, lease, time.time(), ttl, point, headroom))
         try:
             got = await asyncio.shield(attempt)
         except asyncio.CancelledError:

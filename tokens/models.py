@@ -59,6 +59,12 @@ class Credential(models.Model):
     last_error = models.TextField(blank=True)
     cooldown_until = models.DateTimeField(null=True, blank=True)
     model_cooldowns = models.JSONField(default=dict, blank=True, help_text="model → ISO time it clears")
+    quota = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="The plan quota last reported (tokens.quota), without Redis.",
+    )
 
     request_count = models.PositiveBigIntegerField(default=0)
     error_count = models.PositiveBigIntegerField(default=0)

@@ -27,9 +27,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from tokens import health, services
+from tokens import health, quota, services
 from tokens.leases import Holdings
-from tokens.models import Credential, Status, mask
+from tokens.models import Credential, Kind, Status, mask
 from tokens.services import ANY_MODEL
 from tokens.state import Candidate, PoolState, make_state
 
@@ -129,6 +129,7 @@ class CredentialPool:
         self._snap = _Snapshot()
         self._state = state
         self._usage: Counter[tuple[int, str, str]] = Counter()
+        self._quotas: dict[int, quota.Fields] = {}  # to write on the rows, when the state is this process's own
         self._watcher: asyncio.Task | None = None
         self._renewer: asyncio.Task | None = None
         self._held = Holdings()
@@ -183,6 +184,9 @@ class CredentialPool:
         if self._usage:
             batch, self._usage = self._usage, Counter()
             await _db(services.add_usage, batch)
+        if self._quotas:
+            quotas, self._quotas = self._quotas, {}
+            await _db(services.save_quotas, quotas)
 
     # -- the request path ------------------------------------------------------------------------
     @property
@@ -201,6 +205,7 @@ class CredentialPool:
         """
         excluded = set(exclude)
         serving = {c.id: c for c in self._snap.credentials if serves(c)}
+        headroom = _by_headroom(serving.values())
         candidates = [Candidate(c.id, c.limit, c.id in excluded) for c in serving.values()]
         if affinity:
             lease = await self._pick_sticky(candidates, model, affinity)
@@ -210,8 +215,8 @@ class CredentialPool:
         pause = 0.01
         while True:
             lease = uuid.uuid4().hex
-            point = random.random() if settings.RANDOM_TOKEN else None
-            got = await self._held.take(self.state, candidates, model, lease, point)
+            point = random.random() if _at_random() else None
+            got = await self._held.take(self.state, candidates, model, lease, point, headroom)
             if isinstance(got, int):
                 return Lease(serving[got], lease)
             left = deadline - time.monotonic()
@@ -254,6 +259,17 @@ class CredentialPool:
         if usage:
             counts[(cred.id, model, "prompt_tokens")] += usage.get("prompt_tokens", 0)
             counts[(cred.id, model, "completion_tokens")] += usage.get("completion_tokens", 0)
+
+    async def note_quota(self, cred: PooledCredential, report: quota.ReportedQuota) -> None:
+        """Keep the plan quota the upstream reported for `cred`: in the live state (the headroom pick; the admin
+        reads it there with Redis), and without Redis on the row at the next flush, for the admin's process."""
+        fields = quota.flatten(report)
+        if cred.id is None or not fields:
+            return
+        now = time.time()
+        await self.state.note_quota(cred.id, fields, now)
+        if not self.state.shared:
+            self._quotas[cred.id] = (await self.state.quotas([cred.id], now)).get(cred.id, {})
 
     async def cool_down(self, cred: PooledCredential, seconds: float, model: str | None, reason: str) -> None:
         """Take `cred` out for `seconds` (for one model when given): in the shared state first, so that
@@ -322,6 +338,21 @@ def _cleared(old: Iterable[PooledCredential], new: Iterable[PooledCredential]) -
     probe that answered. Either way an ejection of theirs that may still run is over."""
     cooling = {c.id for c in old if c.half_open}
     return [c.id for c in new if c.id in cooling and not c.half_open]
+
+
+def _by_headroom(creds: Iterable[PooledCredential]) -> bool:
+    """`POOL_STRATEGY`: `auto` is a headroom pick when it is among codex accounts (they report their quota)."""
+    strategy = settings.POOL_STRATEGY
+    if strategy == "auto":
+        kinds = {c.kind for c in creds}
+        return kinds == {Kind.CODEX}
+    return strategy == "headroom"
+
+
+def _at_random() -> bool:
+    """Random or round-robin: `POOL_STRATEGY` when it names one, else `RANDOM_TOKEN` (also for headroom ties)."""
+    strategy = settings.POOL_STRATEGY
+    return strategy == "random" or (settings.RANDOM_TOKEN and strategy != "round_robin")
 
 
 def _rank(key: str, cred_id: int) -> int:

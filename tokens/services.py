@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from django.core.cache import cache
@@ -107,6 +108,13 @@ def add_usage(batch: Counter[tuple[int, str, str]]) -> None:
                 error_count=F("error_count") + counts.get("errors", 0),
                 last_used_at=now,
             )
+
+
+def save_quotas(batch: Mapping[int, Mapping[str, str]]) -> None:
+    """The plan quota last reported per credential, for the admin's process when there is no Redis
+    (`tokens.quota`); `update()` leaves `updated_at` alone, so this never reloads the pool."""
+    for cred_id, fields in batch.items():
+        Credential.objects.filter(pk=cred_id).update(quota=dict(fields))
 
 
 def own_access_token(refresh_token: str) -> str:

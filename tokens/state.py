@@ -6,6 +6,7 @@ each pick-and-lease is one Lua script (atomic, one round trip); without it, `Loc
 semantics in process memory. A lease is a member of a sorted set per credential scored by its expiry:
 releasing twice removes nothing, and the lease of a process that died falls out when it expires.
 A pick skips ejected credentials unless no other candidate is ready or busy (panic); cooldowns always hold.
+A `headroom` pick keeps only the ready candidates whose reported plan quota (`tokens.quota`) is least used.
 The list of credentials is not here: each process keeps the snapshot it reloads from the database.
 """
 
@@ -17,11 +18,13 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio
 from django.conf import settings
 from redis.commands.core import AsyncScript
 
+from tokens import quota
 from tokens.health import Evidence
 from tokens.outcomes import LocalOutcomes, RedisOutcomes
 
@@ -47,11 +50,21 @@ class Refusal:
 
 
 class PoolState(ABC):
+    shared = False  # seen by every process and node
+
     @abstractmethod
     async def acquire(
-        self, candidates: Sequence[Candidate], model: str, lease: str, now: float, ttl: float, point: float | None
+        self,
+        candidates: Sequence[Candidate],
+        model: str,
+        lease: str,
+        now: float,
+        ttl: float,
+        point: float | None,
+        headroom: bool = False,
     ) -> int | Refusal:
-        """Lease one ready candidate until `now + ttl`; `point` in [0, 1) picks at random, None round-robin."""
+        """Lease one ready candidate until `now + ttl`; `point` in [0, 1) picks at random, None round-robin
+        (with `headroom`, among the ready ones with the least used plan quota)."""
 
     @abstractmethod
     async def release(self, cred_id: int, lease: str) -> None: ...
@@ -88,6 +101,13 @@ class PoolState(ABC):
     async def lift_ejections(self, cred_ids: Sequence[int]) -> None:
         """End these credentials' ejections now (an operator cleared them); their count of recent ones stays."""
 
+    @abstractmethod
+    async def note_quota(self, cred_id: int, fields: quota.Fields, now: float) -> None:
+        """Merge a plan quota report for `cred_id` (`tokens.quota.merge`); it lasts until its latest reset."""
+
+    @abstractmethod
+    async def quotas(self, cred_ids: Sequence[int], now: float) -> dict[int, quota.Fields]: ...
+
 
 def choose(ready: Sequence[int], cursor: int, point: float | None) -> int:
     """`ready[(cursor - 1) % n]` for round-robin, the same rule as the Lua script's."""
@@ -102,9 +122,17 @@ class LocalState(PoolState):
         self._cooldowns: dict[int, dict[str, float]] = {}
         self._leases: dict[int, dict[str, float]] = {}
         self._health = LocalOutcomes()
+        self._quotas: dict[int, quota.Fields] = {}
 
     async def acquire(
-        self, candidates: Sequence[Candidate], model: str, lease: str, now: float, ttl: float, point: float | None
+        self,
+        candidates: Sequence[Candidate],
+        model: str,
+        lease: str,
+        now: float,
+        ttl: float,
+        point: float | None,
+        headroom: bool = False,
     ) -> int | Refusal:
         ready: list[int] = []
         ejected: list[int] = []
@@ -123,6 +151,8 @@ class LocalState(PoolState):
             ready = ejected  # panic: every usable candidate is ejected, so use them anyway
         if not ready:
             return Refusal(busy=busy, cooling_for=wait if not busy and 0 < wait < math.inf else None)
+        if headroom:
+            ready = quota.least_used(ready, self._quotas, now)
         if point is None:
             self._cursor += 1
         chosen = choose(ready, self._cursor, point)
@@ -169,50 +199,21 @@ class LocalState(PoolState):
     async def lift_ejections(self, cred_ids: Sequence[int]) -> None:
         self._health.lift(cred_ids)
 
+    async def note_quota(self, cred_id: int, fields: quota.Fields, now: float) -> None:
+        self._quotas[cred_id] = quota.merge(self._quotas.get(cred_id, {}), fields)
 
-# KEYS: the cursor, then (cooldowns hash, leases sorted set, ejection hash) per candidate.
-# ARGV: now, model, lease id, lease expiry, random point ('' = round-robin), then (id, limit) per candidate,
-# where a limit of -1 marks a candidate already tried by this request.
-PICK = """
-local now, model, lease, expiry, point = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local ready, ejected, busy, wait = {}, {}, false, nil
-for i = 1, (#KEYS - 1) / 3 do
-  local limit = tonumber(ARGV[5 + 2 * i])
-  local all, one = unpack(redis.call('HMGET', KEYS[3 * i - 1], '*', model))
-  local left = math.max(tonumber(all) or 0, tonumber(one) or 0) - now
-  if wait == nil or left < wait then wait = left end
-  if limit >= 0 and left <= 0 then
-    local leases = KEYS[3 * i]
-    if limit > 0 then redis.call('ZREMRANGEBYSCORE', leases, '-inf', now) end
-    if limit > 0 and redis.call('ZCARD', leases) >= limit then
-      busy = true
-    elseif (tonumber(redis.call('HGET', KEYS[3 * i + 1], 'until')) or 0) > now then
-      ejected[#ejected + 1] = i
-    else
-      ready[#ready + 1] = i
-    end
-  end
-end
-if #ready == 0 and not busy then ready = ejected end
-if #ready == 0 then
-  if busy then return {'busy'} end
-  if wait ~= nil and wait > 0 then return {'cooling', tostring(wait)} end
-  return {'none'}
-end
-local n = math.floor((tonumber(point) or 0) * #ready) + 1
-if point == '' then n = (redis.call('INCR', KEYS[1]) - 1) % #ready + 1 end
-local i = ready[n]
-local leases = KEYS[3 * i]
-redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
-redis.call('ZADD', leases, expiry, lease)
-local last = redis.call('ZRANGE', leases, -1, -1, 'WITHSCORES')
-redis.call('EXPIREAT', leases, math.ceil(tonumber(last[2])))
-return {'ok', ARGV[4 + 2 * i]}
-"""
+    async def quotas(self, cred_ids: Sequence[int], now: float) -> dict[int, quota.Fields]:
+        found = {i: self._quotas[i] for i in cred_ids if i in self._quotas}
+        return {i: fields for i, fields in found.items() if quota.expiry(fields, now) > now}
+
+
+PICK = (Path(__file__).parent / "pick.lua").read_text()  # the same rules as `LocalState.acquire`
 
 
 class RedisState(PoolState):
     """Every process and node shares this state; keys share one hash tag, so a Redis Cluster takes the script."""
+
+    shared = True
 
     def __init__(self, url: str, namespace: str = "chat2api") -> None:
         self._url = url
@@ -247,12 +248,21 @@ class RedisState(PoolState):
         return f"{self._prefix}leases:{cred_id}"
 
     async def acquire(
-        self, candidates: Sequence[Candidate], model: str, lease: str, now: float, ttl: float, point: float | None
+        self,
+        candidates: Sequence[Candidate],
+        model: str,
+        lease: str,
+        now: float,
+        ttl: float,
+        point: float | None,
+        headroom: bool = False,
     ) -> int | Refusal:
         keys = [f"{self._prefix}cursor"]
         args: list[str | float | int] = [now, model, lease, now + ttl, "" if point is None else point]
+        args.append("1" if headroom else "")
         for cand in candidates:
             keys += [self._cool(cand.id), self._leases(cand.id), self._health.ejection_key(cand.id)]
+            keys.append(quota.redis_key(self._prefix, cand.id))
             args += [cand.id, -1 if cand.excluded else cand.limit]
         _, script = self._client()
         reply = await script(keys=keys, args=args)
@@ -310,6 +320,17 @@ class RedisState(PoolState):
     async def lift_ejections(self, cred_ids: Sequence[int]) -> None:
         if cred_ids:
             await self._health.lift(self._client()[0], cred_ids)
+
+    async def note_quota(self, cred_id: int, fields: quota.Fields, now: float) -> None:
+        await quota.store(self._client()[0], quota.redis_key(self._prefix, cred_id), fields, now)
+
+    async def quotas(self, cred_ids: Sequence[int], now: float) -> dict[int, quota.Fields]:
+        client, _ = self._client()
+        async with client.pipeline(transaction=False) as pipe:
+            for cred_id in cred_ids:
+                pipe.hgetall(quota.redis_key(self._prefix, cred_id))
+            found = await pipe.execute()
+        return {i: fields for i, fields in zip(cred_ids, found, strict=True) if fields}
 
     async def close(self) -> None:
         """Close this event loop's connections (tests open a loop per test)."""
