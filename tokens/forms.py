@@ -67,6 +67,8 @@ class CredentialForm(forms.ModelForm):
             raise forms.ValidationError("An OpenAI-compatible key needs a base URL and an API key.")
         if cleaned.get("kind") == Kind.CHATGPT and not (cleaned.get("access_token") or cleaned.get("refresh_token")):
             raise forms.ValidationError("A ChatGPT account needs an AccessToken or a RefreshToken.")
+        if cleaned.get("kind") == Kind.CODEX and not cleaned.get("refresh_token"):
+            raise forms.ValidationError("A codex account needs its RefreshToken.")
 
     def _check_unique(self, cleaned: dict[str, Any]) -> None:
         names = ("kind", "account_id", "base_url", *SECRET_FIELDS)
@@ -82,10 +84,11 @@ class ImportForm(forms.Form):
         required=False,
         strip=False,
         widget=BlankTextarea(attrs={"rows": 12, "cols": 100, "spellcheck": "false", "autocomplete": "off"}),
-        help_text="One a line: token[,ChatGPT-Account-ID] or openai <base_url> <api_key> [model,model,...]; "
-        "a line starting with # is a comment.",
+        help_text="One a line: token[,ChatGPT-Account-ID], codex <RefreshToken>[,ChatGPT-Account-ID] or "
+        "openai <base_url> <api_key> [model,model,...]; a line starting with # is a comment. "
+        "Or the Codex CLI's auth.json, whole.",
     )
-    file = forms.FileField(label="Or upload a text file", required=False)
+    file = forms.FileField(label="Or upload a text file (or auth.json)", required=False)
 
     def clean_file(self) -> str:
         upload: UploadedFile | None = self.cleaned_data.get("file")

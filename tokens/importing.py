@@ -1,7 +1,10 @@
 """Import credentials from pasted text or a file, one a line.
 
     <AccessToken or RefreshToken>[,<ChatGPT-Account-ID>]      a ChatGPT account
+    codex <RefreshToken>[,<ChatGPT-Account-ID>]               a ChatGPT account signed in through Codex
     openai <base_url> <api_key> [model,model,...]             an OpenAI-compatible API key
+
+or, whole, the Codex CLI's `auth.json` (`{"tokens": {id_token, access_token, refresh_token, account_id}}`).
 
 A token's kind is recognised by its shape (`tokens.shapes`); a line that is no credential, or an
 AccessToken that has already expired (alone it can never work again), is refused. Blank lines and lines
@@ -14,18 +17,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from tokens import shapes
+from tokens import codex_auth, shapes
 from tokens.models import Credential, Kind, Status, mask
 from tokens.refresh import jwt_expiry
 
 OPENAI_USAGE = "expected: openai <base_url> <api_key> [model,model,...]"
+CODEX_USAGE = "expected: codex <RefreshToken>[,<ChatGPT-Account-ID>]"
 CHATGPT_USAGE = "expected an AccessToken (eyJ…), a RefreshToken (rt_… or about 45 characters) or an `openai` line"
+RENEWED = ("access_token", "refresh_token", "access_token_expires_at", "plan")
 _url_validator = URLValidator(schemes=["http", "https"])
 
 
@@ -45,6 +51,8 @@ class Entry:
     base_url: str = ""
     api_key: str = field(default="", repr=False)
     models: tuple[str, ...] | None = None
+    plan: str = ""
+    user_id: str = ""
 
     def credential(self) -> Credential:
         """An unsaved row; its `compute_fingerprint()` is the one `Credential.save()` stores."""
@@ -56,6 +64,8 @@ class Entry:
             base_url=self.base_url,
             api_key=self.api_key,
             model_names=list(self.models or ()),
+            plan=self.plan,
+            user_id=self.user_id,
         )
 
 
@@ -77,6 +87,11 @@ class ImportResult:
 
 def parse(text: str) -> tuple[list[Entry], list[tuple[int, str]]]:
     """Split `text` into entries and `(line_no, reason)` errors; touches no database."""
+    if text.lstrip().startswith("{"):
+        try:
+            return [codex_auth_json(text)], []
+        except LineError as exc:
+            return [], [(1, str(exc))]
     entries: list[Entry] = []
     errors: list[tuple[int, str]] = []
     for line_no, raw in enumerate(text.splitlines(), start=1):
@@ -94,7 +109,52 @@ def parse_line(line_no: int, line: str) -> Entry:
     parts = line.split(maxsplit=3)
     if parts[0].lower() == "openai":
         return _parse_openai(line_no, parts[1:])
+    if parts[0].lower() == "codex":
+        return _parse_codex(line_no, line[len(parts[0]) :].strip())
     return _parse_chatgpt(line_no, line)
+
+
+def _parse_codex(line_no: int, rest: str) -> Entry:
+    token, _, account_id = (s.strip() for s in rest.partition(","))
+    if not shapes.is_refresh_token(token) or " " in account_id or "," in account_id:
+        raise LineError(f"not a Codex RefreshToken line ({mask(token)}); {CODEX_USAGE}")
+    if len(account_id) > Credential._meta.get_field("account_id").max_length:
+        raise LineError(f"ChatGPT-Account-ID is too long (token {mask(token)})")
+    return Entry(line_no, Kind.CODEX, refresh_token=token, account_id=account_id)
+
+
+def codex_auth_json(text: str) -> Entry:
+    """The Codex CLI's `auth.json` (the account it signed in) as one entry."""
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise LineError(f"not JSON ({exc.args[0].split(':')[0]}); expected a Codex auth.json") from None
+    tokens = doc.get("tokens") if isinstance(doc, dict) else None
+    if not isinstance(tokens, dict) or not isinstance(tokens.get("refresh_token"), str):
+        raise LineError('not a Codex auth.json: expected {"tokens": {id_token, access_token, refresh_token, …}}')
+    text_of = {name: value for name, value in tokens.items() if isinstance(value, str)}
+    signed_in = codex_auth.Tokens(
+        text_of.get("access_token", ""), text_of["refresh_token"], text_of.get("id_token", "")
+    )
+    return codex_entry(signed_in, text_of.get("account_id", ""))
+
+
+def codex_entry(tokens: codex_auth.Tokens, account_id: str = "", line_no: int = 1) -> Entry:
+    """A signed-in Codex account as an entry; who it is comes from its id token (or access token)."""
+    if not shapes.is_refresh_token(tokens.refresh_token):
+        raise LineError(f"not a Codex RefreshToken ({mask(tokens.refresh_token)})")
+    if tokens.access_token and not shapes.is_access_token(tokens.access_token):
+        raise LineError(f"{mask(tokens.access_token)} is not a JWT AccessToken")
+    who = tokens.claims
+    return Entry(
+        line_no,
+        Kind.CODEX,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        account_id=account_id or who.account_id,
+        plan=who.plan,
+        user_id=who.user_id,
+    )
 
 
 def _parse_openai(line_no: int, parts: list[str]) -> Entry:
@@ -146,12 +206,18 @@ def import_credentials(text: str) -> ImportResult:
 
     A line whose fingerprint is already stored (also one repeated in the same text) is a duplicate: the row
     is left as it is, with one exception, an `openai` line that lists models different from the stored
-    ones, which replaces the row's model list and counts as updated. A re-imported credential that had
+    ones, which replaces the row's model list and counts as updated, and a codex account signed in again
+    (another RefreshToken for the same user), whose new tokens replace the old. A re-imported credential that had
     failed authentication (`invalid`) is revived when `ALLOW_RESET` is on, and counts as updated. Cooldowns
     and counters are never touched by an import.
     """
     entries, errors = parse(text)
-    result = ImportResult(errors=errors)
+    return store(entries, ImportResult(errors=errors))
+
+
+def store(entries: list[Entry], result: ImportResult | None = None) -> ImportResult:
+    """Write parsed entries in one transaction (the rules above); also how a device sign-in is stored."""
+    result = result or ImportResult()
     with transaction.atomic():
         for entry in entries:
             _store(entry, result)
@@ -167,12 +233,18 @@ def _store(entry: Entry, result: ImportResult) -> None:
         return
     revive = settings.ALLOW_RESET and existing.status == Status.INVALID
     relist = entry.models is not None and list(entry.models) != existing.model_names
-    if not (revive or relist):
+    # A codex account signed in again brings new tokens; its old single-use RefreshToken may be spent.
+    retoken = entry.kind == Kind.CODEX and entry.refresh_token != existing.refresh_token
+    if not (revive or relist or retoken):
         result.skipped += 1
         return
     if revive:
         existing.status, existing.last_error = Status.ACTIVE, ""
     if relist:
         existing.model_names = list(entry.models)
-    existing.save(update_fields=["status", "last_error", "model_names", "updated_at"])
+    if retoken:
+        existing.access_token, existing.refresh_token = entry.access_token, entry.refresh_token
+        existing.access_token_expires_at = jwt_expiry(entry.access_token) if entry.access_token else None
+        existing.plan = entry.plan or existing.plan
+    existing.save(update_fields=[*RENEWED, "status", "last_error", "model_names", "updated_at"])
     result.updated += 1
