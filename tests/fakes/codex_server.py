@@ -7,13 +7,14 @@ answer a `function_call` of the same `call_id` (and the reverse), and the refuse
 without `ChatGPT-Account-ID` a 403.
 
 The account id (the `ChatGPT-Account-ID` header) picks the scenario by its prefix: `acc-ok…` answers (one
-short sentence; a function call to the first tool when tools are given and no tool output came yet, then
-an answer naming that output; with `reasoning`, two summary parts first), `acc-usage…` is 429
+short sentence; a function call to the first tool when tools are given and no tool output came yet, then an
+answer naming that output; with `reasoning`, two summary parts first), `acc-usage…` is 429
 `usage_limit_reached` with `resets_at` in `RESET_SECONDS`, `acc-usagein…` the same with only
-`resets_in_seconds`, `acc-excluded…` 429 `usage_not_included`, `acc-401…` a 401, `acc-cf…` a 403 Cloudflare
-page, `acc-busy…` 503 `server_is_overloaded`, `acc-429…` a plain 429 with `Retry-After: 30`, `acc-cut…`
-closes the stream after two words without `response.completed`, `acc-long…` and `acc-filter…` end with
-`response.incomplete` (`max_output_tokens` / `content_filter`), `acc-failed…` ends with `response.failed`.
+`resets_in_seconds`, `acc-bad…` a 400 `detail` (a model the plan lacks), `acc-excluded…` 429
+`usage_not_included`, `acc-401…` a 401, `acc-cf…` a 403 Cloudflare page, `acc-busy…` 503
+`server_is_overloaded`, `acc-429…` a plain 429 with `Retry-After: 30`, `acc-cut…` closes the stream after two
+words without `response.completed`, `acc-long…` and `acc-filter…` end with `response.incomplete`
+(`max_output_tokens` / `content_filter`), `acc-failed…` ends with `response.failed`.
 Every answer carries the `x-codex-*` rate-limit headers (429s too) and one `codex.rate_limits` event;
 `response.completed` carries `output: []`, as the real backend may. `calls` counts requests per account id;
 `requests` keeps each one's headers and body.
@@ -104,6 +105,8 @@ def limit_error(account: str) -> web.Response | None:
         else:
             error["resets_at"] = int(time.time()) + RESET_SECONDS
         return web.json_response({"error": error}, status=429, headers=headers)
+    if account.startswith("acc-bad"):
+        return detail("The 'gpt-5.5' model is not supported when using Codex with a ChatGPT account.")
     if account.startswith("acc-401"):
         error = {"message": "Your authentication token has expired.", "code": "token_expired"}
         return web.json_response({"error": error}, status=401)
