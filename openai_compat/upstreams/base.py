@@ -55,7 +55,7 @@ class Delta:
     reasoning: str = ""
     tool_calls: list[dict[str, Any]] | None = None
     finish_reason: str | None = None
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None  # prompt_tokens, completion_tokens, total_tokens; *_details dicts
     conversation_id: str = ""  # the upstream thread, announced before the first output when history is kept
     quota: Quota | None = None  # the account's plan quota, when the upstream reports it (before the first output)
 
