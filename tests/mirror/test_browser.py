@@ -245,6 +245,7 @@ def test_answers_are_sanitized_and_questions_shown_as_text(page, keys):
     expect(last_answer(page).locator(".answer-body")).to_contain_text("Hello from the fake upstream")
     evil = '**bold** <img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
     evil += " [link](javascript:window.pwned=3)"
+    wait_for(lambda: len(Conversation.objects.get().messages) == 2)  # the answer is stored once the stream ends
     conversation = Conversation.objects.get()
     conversation.messages[1]["content"] = evil
     conversation.save()
