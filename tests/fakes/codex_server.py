@@ -17,11 +17,12 @@ words without `response.completed`, `acc-long…` and `acc-filter…` end with `
 (`max_output_tokens` / `content_filter`), `acc-failed…` ends with `response.failed`.
 Every answer carries the `x-codex-*` rate-limit headers (429s too) and one `codex.rate_limits` event;
 `response.completed` carries `output: []`, as the real backend may. `calls` counts requests per account id;
-`requests` keeps each one's headers and body.
+`requests` keeps each one's headers and body. `GET /pixel.png` serves a 1x1 PNG.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -39,6 +40,10 @@ ARGUMENTS = ['{"city": ', '"Paris"}']
 REFUSED = ("temperature", "top_p", "max_output_tokens", "max_tokens", "max_completion_tokens")
 REFUSED += ("frequency_penalty", "presence_penalty")
 RESET_SECONDS = 3600
+# a 1x1 PNG, served at GET /pixel.png for the image-URL path
+PIXEL = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 USAGE = {
     "input_tokens": 20,
     "input_tokens_details": {"cached_tokens": 8},
@@ -243,8 +248,12 @@ def make_app(server_ref: list[FakeServer]) -> web.Application:
             return detail(problem)
         return limit_error(account) or await play(request, body, account)
 
+    async def pixel(request: web.Request) -> web.Response:
+        return web.Response(body=PIXEL, content_type="image/png")
+
     app = web.Application()
     app.router.add_post(PATH, responses)
+    app.router.add_get("/pixel.png", pixel)
     return app
 
 
