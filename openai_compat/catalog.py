@@ -1,7 +1,8 @@
-"""Which model names the gateway serves, and the ChatGPT slug each name maps to.
+"""Which model names the gateway serves, and the upstream model each name maps to.
 
-One table, overridable entry by entry with the `MODEL_MAP` setting (a JSON object; the key `*` sets a
-fallback slug for names the table does not know).
+ChatGPT accounts: one table, overridable entry by entry with the `MODEL_MAP` setting (a JSON object; the
+key `*` sets a fallback slug for names the table does not know). Codex accounts serve `CODEX_MODELS`,
+and every `MODEL_MAP` name whose value is one of them (an alias: client name → served name).
 """
 
 from __future__ import annotations
@@ -76,10 +77,26 @@ def chatgpt_model_names() -> list[str]:
     return [name for name in _table() if name != "*"]
 
 
-def listed_models(chatgpt_available: bool, openai_models: Iterable[tuple[str, int]]) -> dict[str, int]:
-    """What `/v1/models` shows, sorted, name → `created` (0 when no upstream said): the ChatGPT names
-    when an account can serve them, plus every key's (model, created)."""
-    found = dict.fromkeys(chatgpt_model_names() if chatgpt_available else (), 0)
+def codex_slug(model: str) -> str | None:
+    """The Codex model for `model`, or None when a Codex account cannot serve it: a `MODEL_MAP` alias of a
+    Codex model first (as on ChatGPT, the map overrides), then the name itself, then the `*` alias."""
+    served, aliases = settings.CODEX_MODELS, settings.MODEL_MAP
+    for target in (aliases.get(model), model, aliases.get("*")):
+        if target in served:
+            return target
+    return None
+
+
+def codex_model_names() -> list[str]:
+    """`CODEX_MODELS` and the `MODEL_MAP` names that alias one of them."""
+    aliases = (name for name, target in settings.MODEL_MAP.items() if name != "*" and target in settings.CODEX_MODELS)
+    return [*settings.CODEX_MODELS, *aliases]
+
+
+def listed_models(names: Iterable[str], openai_models: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """What `/v1/models` shows, sorted, name → `created` (0 when no upstream said): `names` (those of the
+    ChatGPT and Codex accounts in the pool), plus every key's (model, created)."""
+    found = dict.fromkeys(names, 0)
     for name, created in openai_models:
         found[name] = max(found.get(name, 0), created)
     return dict(sorted(found.items()))

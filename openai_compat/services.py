@@ -40,6 +40,8 @@ def slug_for(cred: PooledCredential, model: str) -> str | None:
     """The upstream model name `cred` would use for `model`, or None if it cannot serve it."""
     if cred.kind == Kind.CHATGPT:
         return catalog.chatgpt_slug(model)
+    if cred.kind == Kind.CODEX:
+        return catalog.codex_slug(model)
     return model if cred.serves(model) else None
 
 
@@ -224,7 +226,7 @@ def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> API
 
 
 def _known_model(model: str) -> bool:
-    return catalog.chatgpt_slug(model) is not None
+    return catalog.chatgpt_slug(model) is not None or catalog.codex_slug(model) is not None
 
 
 def _client_error(err: UpstreamError) -> APIError:
@@ -247,5 +249,9 @@ def _client_error(err: UpstreamError) -> APIError:
 def available_models() -> dict[str, int]:
     """The models the pool can serve now, name → `created`; from the snapshot, no query."""
     creds = pool.credentials
-    chatgpt = any(c.kind == Kind.CHATGPT for c in creds)
-    return catalog.listed_models(chatgpt, (m for c in creds if c.kind == Kind.OPENAI for m in c.listed_models()))
+    kinds = {c.kind for c in creds}
+    names = [
+        *(catalog.chatgpt_model_names() if Kind.CHATGPT in kinds else ()),
+        *(catalog.codex_model_names() if Kind.CODEX in kinds else ()),
+    ]
+    return catalog.listed_models(names, (m for c in creds if c.kind == Kind.OPENAI for m in c.listed_models()))
