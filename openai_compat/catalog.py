@@ -39,7 +39,20 @@ CHATGPT_MODELS: dict[str, str] = {
     "gpt-5": "gpt-5",
     "gpt-5-thinking": "gpt-5-thinking",
     "gpt-5-mini": "gpt-5-mini",
+    "gpt-5-pro": "gpt-5-pro",
+    # 2025-26: the web slugs spell the version with a dash (`gpt-5-3` in the 2026 capture; `-instant`,
+    # `-thinking` and `-pro` lanes in the model pickers of public clients), served under the API's names.
+    **{f"gpt-5.{n}{lane}": f"gpt-5-{n}{lane}" for n in range(1, 7) for lane in ("", "-instant", "-thinking", "-pro")},
     "auto": "auto",
+}
+# `reasoning_effort` → the web body's `thinking_effort` (the picker's Light / Standard / Extended / Heavy).
+THINKING_EFFORTS = {
+    "none": "min",
+    "minimal": "min",
+    "low": "min",
+    "medium": "standard",
+    "high": "extended",
+    "xhigh": "max",
 }
 
 
@@ -48,15 +61,23 @@ def _table() -> dict[str, str]:
     return {**CHATGPT_MODELS, **settings.MODEL_MAP}
 
 
+@cache
+def _slugs() -> frozenset[str]:
+    return frozenset(_table().values())
+
+
 def chatgpt_slug(model: str) -> str | None:
     """The upstream slug for `model`, or None when a ChatGPT account cannot serve it.
 
-    Exact names win; a dated or suffixed name (`gpt-4o-2024-08-06`) takes its longest known prefix;
-    other `gpt-3.5…` names fall back to the seed's default; a GPT (`gpt-4-gizmo-g-…`, `g-…`) runs on gpt-4o.
+    Exact names win, then a web slug itself (`gpt-5-3`); a dated or suffixed name (`gpt-4o-2024-08-06`) takes
+    its longest known prefix; other `gpt-3.5…` names fall back to the seed's default; a GPT (`gpt-4-gizmo-g-…`,
+    `g-…`) runs on gpt-4o.
     """
     table = _table()
     if model in table:
         return table[model]
+    if model in _slugs():
+        return model
     if gizmo_id(model):
         return GIZMO_SLUG
     prefixes = [name for name in table if model.startswith(name + "-")]
@@ -71,6 +92,11 @@ def gizmo_id(model: str) -> str | None:
     """The GPT id (`g-…`) a model name asks for, or None for an ordinary model."""
     match = GIZMO.fullmatch(model)
     return match.group(1) if match else None
+
+
+def thinking_effort(reasoning_effort: object) -> str | None:
+    """The web backend's `thinking_effort` for a request's `reasoning_effort`; None when it named none."""
+    return THINKING_EFFORTS.get(reasoning_effort) if isinstance(reasoning_effort, str) else None
 
 
 def chatgpt_model_names() -> list[str]:

@@ -25,6 +25,7 @@ from tokens.pool import Lease, NoCredential, PooledCredential, pool
 from tokens.refresh import RefreshFailed
 
 log = logging.getLogger(__name__)
+CHALLENGE = "upstream_challenge_required"  # the error code of an upstream that demands a challenge
 USAGE_LIMIT = "usage_limit_reached"  # the error code of a plan's quota used up (Codex's 429)
 
 
@@ -188,11 +189,16 @@ async def _fresh(cred: PooledCredential) -> PooledCredential:
     return replace(PooledCredential.from_model(row), models=cred.models)
 
 
+def _challenged(err: UpstreamError | None) -> bool:
+    return err is not None and err.code == CHALLENGE
+
+
 async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> None:
     if err.quota is not None:
         await pool.note_quota(cred, err.quota)
-    # A plan's usage limit (a fact until its reset) is not a rate limit: its cooldown holds even with ENABLE_LIMIT off.
-    if err.action == Action.COOLDOWN and (settings.ENABLE_LIMIT or err.code == USAGE_LIMIT):
+    # A demanded challenge, or a plan's usage limit (a fact until its reset), is not a rate limit: its cooldown
+    # holds even with ENABLE_LIMIT off.
+    if err.action == Action.COOLDOWN and (settings.ENABLE_LIMIT or _challenged(err) or err.code == USAGE_LIMIT):
         seconds = err.retry_after or settings.DEFAULT_COOLDOWN_SECONDS
         await pool.cool_down(cred, seconds, model if err.model_scoped else None, err.message)
     elif err.action == Action.REFRESH:
@@ -205,7 +211,7 @@ async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> N
 
 
 def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> APIError:
-    if exc.retry_after is not None:
+    if exc.retry_after is not None and not _challenged(last):
         wait = int(exc.retry_after + 0.999)
         state = "at its concurrency limit" if exc.busy else "cooling down"
         return APIError(
@@ -232,7 +238,7 @@ def _known_model(model: str) -> bool:
 def _client_error(err: UpstreamError) -> APIError:
     if err.action == Action.FATAL:
         return APIError(err.status, err.message, type=err.type, code=err.code)
-    if err.action == Action.COOLDOWN:
+    if err.action == Action.COOLDOWN and not _challenged(err):
         wait = str(int((err.retry_after or settings.DEFAULT_COOLDOWN_SECONDS) + 0.999))
         message = f"The upstream rate limited every credential tried: {err.message}"
         return APIError(

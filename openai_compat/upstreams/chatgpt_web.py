@@ -165,7 +165,7 @@ async def chat_requirements(api: str, cred: UpstreamCredential, headers: dict[st
     finally:
         await close_stream(response)
     if response.status_code != 200:
-        raise failure(response.status_code, raw, response.headers, cred)
+        raise sentinel_failure(response.status_code, raw, response.headers, cred)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -174,14 +174,28 @@ async def chat_requirements(api: str, cred: UpstreamCredential, headers: dict[st
         raise UpstreamError("The ChatGPT sentinel answered with something other than a JSON object.")
     challenge = required_challenge(doc)
     if challenge:
+        # Cooled on every node, so that later requests do not each spend a sentinel call on this account.
+        rest = settings.CHALLENGE_COOLDOWN_SECONDS
         raise UpstreamError(
             f"ChatGPT demands {challenge} for this account; chat2api never solves challenges, so it was skipped.",
+            action=Action.COOLDOWN if rest else Action.NEXT,
+            retry_after=rest or None,
             type="upstream_challenge_required",
             code="upstream_challenge_required",
         )
     if not isinstance(doc.get("token"), str) or not doc["token"]:
         raise UpstreamError("The ChatGPT sentinel answered without a chat-requirements token.")
     return doc["token"]
+
+
+def sentinel_failure(status: int, raw: bytes, headers: Any, cred: UpstreamCredential) -> UpstreamError:
+    """The sentinel's body is ours and always the same, so nothing the client sent can make it fail: a 404
+    (a moved sentinel path), another request error or a 5xx there is the account's or the backend's, never
+    the client's, and the next credential is tried."""
+    err = failure(status, raw, headers, cred)
+    if err.action not in (Action.FATAL, Action.NEXT):
+        return err  # an expired token, a block or a rate limit means the same as on the conversation
+    return UpstreamError(f"The ChatGPT sentinel answered {status}: {reason_of(raw, cred)}")
 
 
 def required_challenge(doc: dict[str, Any]) -> str | None:
@@ -197,6 +211,7 @@ def conversation_body(request: ChatRequest, slug: str, messages: list[dict[str, 
     """A new thread replaying the whole OpenAI history, as c2a does (protocol §3.4)."""
     gizmo = catalog.gizmo_id(request.model)
     mode = {"kind": "gizmo_interaction", "gizmo_id": gizmo} if gizmo else {"kind": "primary_assistant"}
+    effort = catalog.thinking_effort(request.body.get("reasoning_effort"))
     return {
         "action": "next",
         "messages": messages,
@@ -215,6 +230,7 @@ def conversation_body(request: ChatRequest, slug: str, messages: list[dict[str, 
         "force_rate_limit": False,
         "reset_rate_limits": False,
         "suggestions": [],
+        **({"thinking_effort": effort} if effort else {}),
     }
 
 
@@ -249,8 +265,12 @@ async def answer(response: Response, cred: UpstreamCredential, parser: ChatGPTSt
 
 
 # --- HTTP errors ----------------------------------------------------------------------------------
+def reason_of(raw: bytes, cred: UpstreamCredential) -> str:
+    return "an HTML page" if raw.lstrip()[:1] == b"<" else error_text(raw, cred)
+
+
 def failure(status: int, raw: bytes, headers: Any, cred: UpstreamCredential) -> UpstreamError:
-    reason = "an HTML page" if raw.lstrip()[:1] == b"<" else error_text(raw, cred)
+    reason = reason_of(raw, cred)
     if status == 401:
         return UpstreamError(f"ChatGPT refused the access token: {reason}", action=Action.REFRESH)
     if status == 403:

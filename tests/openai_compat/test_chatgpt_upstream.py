@@ -267,7 +267,19 @@ def test_challenge_is_reported_never_solved(gateway, fake_chatgpt, token, challe
     assert not any(h.startswith("openai-sentinel-proof") for r in fake_chatgpt.requests for h in r["headers"])
 
 
-@pytest.mark.parametrize("bad", ["at-pow-2", "at-500-2", "at-err-2", "at-empty-2", "at-403-2"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "at-pow-2",
+        "at-500-2",
+        "at-err-2",
+        "at-empty-2",
+        "at-403-2",
+        "at-sentinel404-2",
+        "at-sentinel502-2",
+        "at-handoff-2",
+    ],
+)
 def test_failover_to_a_good_credential(gateway, fake_chatgpt, bad):
     accounts(bad, "at-ok-good")
     for _ in range(30):  # the pick is random: go on until the bad credential has been tried once
@@ -277,6 +289,28 @@ def test_failover_to_a_good_credential(gateway, fake_chatgpt, bad):
     else:
         pytest.fail("the bad credential was never picked")
     assert not any(h.startswith("openai-sentinel-proof") for r in fake_chatgpt.requests for h in r["headers"])
+
+
+@pytest.mark.parametrize("token", ["at-sentinel404-1", "at-sentinel502-1"])
+def test_sentinel_failure_is_the_credential_s_never_the_client_s(gateway, fake_chatgpt, token):
+    accounts(token)
+    response = raw(gateway, {"model": "gpt-4o", "messages": HELLO})
+    assert response.status_code == 502, response.text
+    assert_valid("ErrorResponse", response.json())
+    assert (
+        response.json()["error"]["type"] != "invalid_request_error"
+        and "sentinel" in response.json()["error"]["message"]
+    )
+    assert fake_chatgpt.calls[token] == 0
+
+
+def test_stream_handoff_is_a_failure_never_a_cut_answer(gateway, fake_chatgpt):
+    accounts("at-handoff-1")
+    whole = raw(gateway, {"model": "gpt-4o", "messages": HELLO})
+    assert whole.status_code == 502 and "stream_handoff" in whole.json()["error"]["message"]
+    streamed = raw(gateway, {"model": "gpt-4o", "messages": HELLO, "stream": True})
+    frames = [line for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert '"content"' in frames[1] and '"error"' in frames[-1] and '"finish_reason":"stop"' not in streamed.text
 
 
 def test_request_error_is_not_retried_elsewhere(gateway, fake_chatgpt):
@@ -303,6 +337,40 @@ def test_connection_drop_mid_stream_ends_with_an_error_event(gateway, fake_chatg
         list(client(gateway).chat.completions.create(model="gpt-4o", messages=HELLO, stream=True))
     whole = raw(gateway, {"model": "gpt-4o", "messages": HELLO})  # not a byte sent yet: failed over, none left
     assert whole.status_code == 502 and "after every retry" in whole.json()["error"]["message"]
+
+
+# --- Challenges cool the account, on every node, whatever ENABLE_LIMIT says ----------------------------
+@pytest.fixture(scope="module")
+def unlimited_gateway(gateway_env) -> Iterator[Gateway]:
+    server = Gateway({**gateway_env, "ENABLE_LIMIT": "false"}).start()
+    yield server
+    server.stop()
+
+
+def test_challenge_cools_the_account_on_every_node_even_without_enable_limit(unlimited_gateway, gateway, fake_chatgpt):
+    (cred,) = accounts("at-turnstile-cool")
+    body = {"model": "gpt-4o", "messages": HELLO}
+    first = raw(unlimited_gateway, body)
+    assert first.status_code == 502 and first.json()["error"]["code"] == "upstream_challenge_required"
+    cred.refresh_from_db()
+    assert cred.status == Status.COOLING and 800 < cred.cooldown_until.timestamp() - time.time() <= 900
+    settle()
+    for node in (unlimited_gateway, gateway):  # the other node too skips it without a sentinel call
+        again = raw(node, body)
+        assert again.status_code == 429 and 800 < int(again.headers["retry-after"]) <= 900
+    assert sum(r["kind"] == "sentinel" for r in fake_chatgpt.requests) == 1
+
+
+# --- Models ---------------------------------------------------------------------------------------
+def test_2026_slugs_and_reasoning_effort_as_thinking_effort(gateway, fake_chatgpt):
+    accounts("at-ok-slugs")
+    listed = {m.id for m in client(gateway).models.list()}
+    assert {"auto", "gpt-5.3", "gpt-5.4-thinking", "gpt-5.5-pro"} <= listed
+    ask(gateway, model="gpt-5.4-thinking", reasoning_effort="high")
+    ask(gateway, model="gpt-5-3")  # the web slug itself
+    ask(gateway, model="auto", reasoning_effort="minimal")
+    sent = [(r["body"]["model"], r["body"].get("thinking_effort")) for r in conversations(fake_chatgpt)]
+    assert sent == [("gpt-5-4-thinking", "extended"), ("gpt-5-3", None), ("auto", "min")]
 
 
 # --- A caller's own token -------------------------------------------------------------------------
