@@ -9,9 +9,11 @@ would travel in the URL's query string (server logs, browser history) and be ech
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,9 +21,11 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from tokens import operations
+from tokens import operations, quota
 from tokens.admin_login import ThrottledLoginForm
 from tokens.discovery import fetch_models
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
@@ -49,7 +53,7 @@ def redact(text: str, cred: Credential) -> str:
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
     list_display = (
-        *("id", "kind", "secret", "account_id", "base_url", "status", "short_error", "next_retry"),
+        *("id", "kind", "secret", "account_id", "base_url", "status", "short_error", "next_retry", "plan_quota"),
         *("request_count", "error_count", "last_used_at"),
     )
     list_display_links = ("id", "secret")
@@ -85,6 +89,19 @@ class CredentialAdmin(admin.ModelAdmin):
         return ", ".join(
             f"{'all' if model == ANY_MODEL else model} in {int(until - now)} s" for model, until in sorted(live.items())
         )
+
+    @admin.display(description="quota")
+    def plan_quota(self, obj: Credential) -> SafeString:
+        """What the upstream last reported of the plan's windows (read for the whole page at once, below)."""
+        parts = quota.windows(getattr(obj, "reported_quota", {}), time.time())
+        return format_html_join(" · ", '<span style="white-space: nowrap">{}</span>', ((part,) for part in parts))
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        reported = quota.shown(changelist.result_list)  # one Redis round trip for the page
+        for obj in changelist.result_list:
+            obj.reported_quota = reported.get(obj.pk, {})
+        return changelist
 
     @admin.display(description="last error")
     def short_error(self, obj: Credential) -> str:

@@ -100,6 +100,10 @@ def least_used(ready: Sequence[int], quotas: Mapping[int, Fields], now: float) -
 # -- for the operator ----------------------------------------------------------------------------------------
 def describe(fields: Fields, now: float) -> str:
     """Like "5 h window 37 %, resets 19:40 · week 12 %" in `TIME_ZONE`; a long window's reset once it is full."""
+    return " · ".join(windows(fields, now))
+
+
+def windows(fields: Fields, now: float) -> list[str]:
     parts = []
     for prefix, primary in WINDOWS:
         spent = _live_used(fields, prefix, now)
@@ -110,7 +114,7 @@ def describe(fields: Fields, now: float) -> str:
         if resets > now and (primary or spent >= 100):
             text += f", resets {_clock(resets, now)}"
         parts.append(text)
-    return " · ".join(parts)
+    return parts
 
 
 def _span(minutes: str | None) -> str:
