@@ -85,14 +85,23 @@ def _live_used(fields: Fields, prefix: str, now: float) -> float | None:
     return 0.0 if resets is not None and float(resets) <= now else float(fields[f"{prefix}_used"])
 
 
-def used(fields: Fields, now: float) -> float:
+Parsed = tuple[tuple[float, float], ...]  # (used percent, reset or +inf) per window reported
+
+
+def parse(fields: Fields) -> Parsed:
+    """The numbers a pick compares, parsed once per report rather than on every pick."""
+    found = [p for p, _ in WINDOWS if f"{p}_used" in fields]
+    return tuple((float(fields[f"{p}_used"]), float(fields.get(f"{p}_resets", math.inf))) for p in found)
+
+
+def used(windows: Parsed, now: float) -> float:
     """Percent used of the fullest live window: headroom is 100 minus this (nothing known: 0)."""
-    return max((u for p, _ in WINDOWS if (u := _live_used(fields, p, now)) is not None), default=0.0)
+    return max((spent for spent, resets in windows if resets > now), default=0.0)
 
 
-def least_used(ready: Sequence[int], quotas: Mapping[int, Fields], now: float) -> list[int]:
+def least_used(ready: Sequence[int], quotas: Mapping[int, Parsed], now: float) -> list[int]:
     """The candidates with the most headroom (ties kept, in order, for the random or round-robin rule)."""
-    spent = {cred_id: used(quotas.get(cred_id, {}), now) for cred_id in ready}
+    spent = {cred_id: used(quotas.get(cred_id, ()), now) for cred_id in ready}
     fewest = min(spent.values(), default=0.0)
     return [cred_id for cred_id in ready if spent[cred_id] == fewest]
 

@@ -123,6 +123,7 @@ class LocalState(PoolState):
         self._leases: dict[int, dict[str, float]] = {}
         self._health = LocalOutcomes()
         self._quotas: dict[int, quota.Fields] = {}
+        self._spent: dict[int, quota.Parsed] = {}
 
     async def acquire(
         self,
@@ -152,7 +153,7 @@ class LocalState(PoolState):
         if not ready:
             return Refusal(busy=busy, cooling_for=wait if not busy and 0 < wait < math.inf else None)
         if headroom:
-            ready = quota.least_used(ready, self._quotas, now)
+            ready = quota.least_used(ready, self._spent, now)
         if point is None:
             self._cursor += 1
         chosen = choose(ready, self._cursor, point)
@@ -200,7 +201,8 @@ class LocalState(PoolState):
         self._health.lift(cred_ids)
 
     async def note_quota(self, cred_id: int, fields: quota.Fields, now: float) -> None:
-        self._quotas[cred_id] = quota.merge(self._quotas.get(cred_id, {}), fields)
+        merged = self._quotas[cred_id] = quota.merge(self._quotas.get(cred_id, {}), fields)
+        self._spent[cred_id] = quota.parse(merged)
 
     async def quotas(self, cred_ids: Sequence[int], now: float) -> dict[int, quota.Fields]:
         found = {i: self._quotas[i] for i in cred_ids if i in self._quotas}

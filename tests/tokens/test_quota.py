@@ -36,7 +36,7 @@ def test_a_report_replaces_the_windows_it_names_and_keeps_the_others(state):
         await state.note_quota(1, report(38), NOW)  # an event that names the 5 h window only
         found = await state.quotas([1, 2], NOW)
         assert list(found) == [1]
-        assert quota.used(found[1], NOW) == 38
+        assert quota.used(quota.parse(found[1]), NOW) == 38
         assert found[1]["s_used"] == "12.0" and found[1]["plan"] == "plus"
 
     run(state, scenario)
