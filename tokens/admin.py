@@ -27,6 +27,7 @@ from django.utils.text import Truncator
 
 from tokens import operations, quota
 from tokens.admin_login import ThrottledLoginForm
+from tokens.admin_sign_in import CodexSignInMixin
 from tokens.discovery import fetch_models
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
@@ -50,7 +51,7 @@ def redact(text: str, cred: Credential) -> str:
 
 
 @admin.register(Credential)
-class CredentialAdmin(admin.ModelAdmin):
+class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
     form = CredentialForm
     list_display = (
         *("id", "kind", "secret", "account_id", "base_url", "status", "short_error", "next_retry", "plan_quota"),
@@ -173,6 +174,7 @@ class CredentialAdmin(admin.ModelAdmin):
         view, name = self.admin_site.admin_view, f"{self.opts.app_label}_{self.opts.model_name}"
         return [
             path("import/", view(self.import_view), name=f"{name}_import"),
+            *self.sign_in_urls(),
             path("clear-all/", view(self.clear_all_view), name=f"{name}_clear_all"),
             *super().get_urls(),
         ]

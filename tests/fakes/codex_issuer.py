@@ -45,9 +45,7 @@ def codex_jwt(account_id: str, plan: str = "plus", user_id: str = "user-fake", l
 @dataclass
 class Device:
     user_code: str
-    interval: int
     approved: bool = False
-    polls: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -60,6 +58,7 @@ class Issuer:
     spent: set[str] = field(default_factory=set)
     devices: dict[str, Device] = field(default_factory=dict)
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    polls: list[float] = field(default_factory=list)  # when each device-token poll came (monotonic)
 
     def grant(self, account: tuple[str, str, str]) -> dict[str, Any]:
         refresh_token = f"rt_{secrets.token_urlsafe(32)}"
@@ -110,7 +109,7 @@ async def usercode(request: web.Request) -> web.Response:
         return web.Response(status=404)
     device_id = f"deviceauth_{secrets.token_hex(8)}"
     code = f"{secrets.token_hex(2)}-{secrets.token_hex(3)}".upper()
-    issuer.devices[device_id] = Device(code, issuer.interval)
+    issuer.devices[device_id] = Device(code)
     return web.json_response({"device_auth_id": device_id, "user_code": code, "interval": str(issuer.interval)})
 
 
@@ -119,7 +118,7 @@ async def device_token(request: web.Request) -> web.Response:
     device = issuer.devices.get(body.get("device_auth_id", ""))
     if device is None or device.user_code != body.get("user_code"):
         return web.json_response({"error": {"code": "invalid_device"}}, status=400)
-    device.polls.append(time.monotonic())
+    issuer.polls.append(time.monotonic())
     if not device.approved:
         return web.json_response({"error": {"code": "deviceauth_authorization_pending"}}, status=403)
     del issuer.devices[body["device_auth_id"]]

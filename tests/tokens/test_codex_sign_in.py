@@ -1,0 +1,105 @@
+"""The admin's "Sign in a ChatGPT account" in a real browser (Debian's Chromium) against the real server and
+the fake issuer: get a code, approve it on the issuer's page, and the account is in the list."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from itertools import pairwise
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.fakes.base import FakeServer
+from tests.fakes.codex_issuer import ISSUER
+from tests.gateway import Gateway
+from tests.mirror.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tokens.models import Credential, Kind
+
+pytestmark = pytest.mark.django_db(transaction=True)
+browser_only = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no Debian chromium"
+)
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(scope="module")
+def admin_gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
+    """The real server, serving the page's script from `static/` (tests.mirror.server_settings)."""
+    server = Gateway({**gateway_env, "DJANGO_SETTINGS_MODULE": "tests.mirror.server_settings"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API keeps a loop on this thread
+    try:
+        with sync_playwright() as playwright:
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page(browser: Browser, admin_gateway: Gateway, settings) -> Iterator[Page]:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # the gateway's hasher
+    User.objects.create_superuser("operator", password=PASSWORD)
+    context = browser.new_context(base_url=admin_gateway.url)
+    context.set_default_timeout(10000)
+    page = context.new_page()
+    page.goto("/admin/login/?next=/admin/tokens/credential/")
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    yield page
+    context.close()
+
+
+@browser_only
+def test_device_sign_in_stores_the_account(page: Page, fake_oauth: FakeServer) -> None:
+    issuer = fake_oauth.app[ISSUER]
+    issuer.polls.clear()
+    page.get_by_role("link", name="Sign in a ChatGPT account").click()
+    page.get_by_role("button", name="Get a code").click()
+    url = page.locator("#codex-verification-url").get_attribute("href")
+    code = page.locator("#codex-user-code").inner_text()
+    assert url == f"{fake_oauth.url}/codex/device" and re.fullmatch(r"[0-9A-F]{4}-[0-9A-F]{6}", code)
+
+    expect(page.locator("#codex-status")).to_contain_text("Waiting")
+    user = page.context.new_page()  # the operator, signed in at the issuer, enters the code there
+    user.goto(url)
+    user.locator("#user_code").fill(code)
+    user.get_by_role("button", name="Continue").click()
+    expect(user.locator("body")).to_have_text("Approved")
+
+    expect(page).to_have_url(re.compile(r"/admin/tokens/credential/$"), timeout=15000)
+    expect(page.locator("ul.messagelist")).to_contain_text("Signed in ChatGPT account acc-device-1 (pro)")
+    page.screenshot(path=ARTIFACTS / "codex-sign-in.png")
+    cred = Credential.objects.get()
+    assert (cred.kind, cred.account_id, cred.plan, cred.user_id) == (Kind.CODEX, "acc-device-1", "pro", "user-device")
+    assert cred.refresh_token.startswith("rt_") and cred.refresh_token not in page.content()
+    assert len(issuer.polls) >= 1
+    assert all(later - earlier >= 0.9 * issuer.interval for earlier, later in pairwise(issuer.polls))
+
+
+def test_a_step_without_a_running_sign_in_fails(client: Client) -> None:
+    User.objects.create_superuser("operator", password=PASSWORD)
+    client.login(username="operator", password=PASSWORD)
+    answer = client.post(reverse("admin:tokens_credential_sign_in_poll")).json()
+    assert answer["state"] == "failed" and "get a new code" in answer["message"]
+
+
+def test_an_issuer_without_device_sign_in_is_reported(client: Client, settings, fake_openai: FakeServer) -> None:
+    settings.CODEX_AUTH_URL = fake_openai.url  # answers 404 at the device-code endpoint
+    User.objects.create_superuser("operator", password=PASSWORD)
+    client.login(username="operator", password=PASSWORD)
+    html = client.post(reverse("admin:tokens_credential_sign_in")).content.decode()
+    assert "device code sign-in is not enabled" in html
