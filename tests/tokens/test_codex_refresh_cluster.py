@@ -65,6 +65,8 @@ def test_each_refresh_token_is_sent_once(cluster_env, fake_oauth):
     sent = [r["refresh_token"] for r in fake_oauth.requests]
     assert sent and all(count == 1 for count in fake_oauth.calls.values()), fake_oauth.calls
     assert len(sent) >= ROUNDS  # every round rotated the token at least once
+    per_token = sorted(fake_oauth.calls.values())
+    print(f"codex refresh race: {len(procs)} processes, {len(sent)} refreshes, calls per RefreshToken {per_token}")
     final = manage(cluster_env, "shell", "-c", SHOW).stdout.strip().splitlines()[-1].split()
     assert final[0] == "active" and final[1] not in sent  # the newest, unspent token is the stored one
     results = " ".join(out for out, _ in outputs).split()
