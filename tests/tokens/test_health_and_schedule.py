@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from celery.schedules import crontab
-from django.test import override_settings
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
@@ -28,8 +27,8 @@ def test_healthz_and_readyz(client):
     assert client.get("/readyz").status_code == 200
 
 
-@override_settings(REDIS_URL="redis://127.0.0.1:1/0")
 def test_readyz_checks_redis_when_configured(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # through the fixture only: it restores every change it made
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
     }
