@@ -181,12 +181,22 @@ class CredentialPool:
                 self._snap = new
 
     async def flush_usage(self) -> None:
+        """Write the counters and quotas gathered since the last flush; a failed write (one transaction) puts
+        them back for the next one, so no count is lost to a database hiccup."""
         if self._usage:
             batch, self._usage = self._usage, Counter()
-            await _db(services.add_usage, batch)
+            try:
+                await _db(services.add_usage, batch)
+            except BaseException:
+                self._usage.update(batch)
+                raise
         if self._quotas:
             quotas, self._quotas = self._quotas, {}
-            await _db(services.save_quotas, quotas)
+            try:
+                await _db(services.save_quotas, quotas)
+            except BaseException:
+                self._quotas = {**quotas, **self._quotas}  # a newer report that arrived meanwhile wins
+                raise
 
     # -- the request path ------------------------------------------------------------------------
     @property

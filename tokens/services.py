@@ -95,8 +95,8 @@ def add_usage(batch: Counter[tuple[int, str, str]]) -> None:
         per_model[(cred_id, model)][field] = count
     now = timezone.now()
     live = set(Credential.objects.filter(pk__in={c for c, _ in per_model}).values_list("pk", flat=True))
-    with transaction.atomic():
-        for (cred_id, model), counts in per_model.items():
+    with transaction.atomic():  # rows in one order on every node, so concurrent flushes never deadlock
+        for (cred_id, model), counts in sorted(per_model.items()):
             if cred_id not in live:
                 continue  # deleted since
             Usage.objects.get_or_create(credential_id=cred_id, model=model[:200])
@@ -113,7 +113,7 @@ def add_usage(batch: Counter[tuple[int, str, str]]) -> None:
 def save_quotas(batch: Mapping[int, Mapping[str, str]]) -> None:
     """The plan quota last reported per credential, for the admin's process when there is no Redis
     (`tokens.quota`); `update()` leaves `updated_at` alone, so this never reloads the pool."""
-    for cred_id, fields in batch.items():
+    for cred_id, fields in sorted(batch.items()):
         Credential.objects.filter(pk=cred_id).update(quota=dict(fields))
 
 

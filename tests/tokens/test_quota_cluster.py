@@ -30,7 +30,8 @@ Credential.objects.filter(pk=made[2].pk).update(status=Status.DISABLED)
 User.objects.create_superuser("quota-admin", password={PASSWORD!r})
 """
 SWAP = """UPDATE tokens_credential SET updated_at = now(),
-    status = CASE account_id WHEN 'acc-ok-b' THEN 'disabled' WHEN 'acc-usage-c' THEN 'active' ELSE status END"""
+    status = CASE account_id WHEN 'acc-ok-b' THEN 'disabled' ELSE 'active' END
+    WHERE account_id IN ('acc-ok-b', 'acc-usage-c')"""
 
 
 @pytest.fixture(scope="module")
