@@ -158,7 +158,8 @@ async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
     the client sees nothing before the whole answer, so any failure until then can still fail over).
     An empty answer is a failure; a moderation block before any text is an answer (`content_filter`).
     """
-    cred = await _fresh(cred)
+    fresh = await _fresh(cred)
+    refreshed, cred = fresh is not cred, fresh
     stream = UPSTREAMS[cred.kind].stream(cred, request, slug_for(cred, request.model))
     head: list[Delta] = []
     started = False
@@ -170,12 +171,23 @@ async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
             started = started or delta.has_output or delta.finish_reason == "content_filter"
             if started and request.stream:
                 return Answer(cred, head, stream, request.model)
+    except UpstreamError as err:
+        await stream.aclose()
+        if refreshed and err.action == Action.REFRESH:  # a new token refused at once: no refresh will help
+            raise _sign_in_again(err) from None
+        raise
     except BaseException:
         await stream.aclose()
         raise
     if started:
         return Answer(cred, head, stream, request.model)
     raise UpstreamError("The upstream returned an empty answer.")
+
+
+def _sign_in_again(err: UpstreamError) -> UpstreamError:
+    """The upstream refused a token it had just issued (the session was revoked, e.g. after a plan change)."""
+    message = f"{err.message} (refused right after a refresh: the account must be signed in again)"
+    return UpstreamError(message, status=err.status, action=Action.INVALID, type=err.type, code=err.code)
 
 
 async def _fresh(cred: PooledCredential) -> PooledCredential:

@@ -119,3 +119,16 @@ def test_incomplete_answers_finish_with_the_reason(gateway, fake_codex, account,
     accounts(account)
     reply = client(gateway).chat.completions.create(model=MODEL, messages=MESSAGES)
     assert reply.choices[0].finish_reason == finish and reply.choices[0].message.content == ANSWER
+
+
+def test_a_401_refreshes_once_and_a_401_right_after_the_refresh_needs_a_new_sign_in(gateway, fake_codex):
+    refused, _ = accounts("acc-401-revoked", "acc-ok-peer5")
+    for _ in range(24):  # random picks: ask until the revoked account was tried twice (a refresh in between)
+        reply = client(gateway).chat.completions.create(model=MODEL, messages=MESSAGES)
+        assert reply.choices[0].message.content == ANSWER  # the healthy account answers every time
+        if fake_codex.calls["acc-401-revoked"] == 2:
+            break
+        settle()
+    refused.refresh_from_db()
+    assert fake_codex.calls["acc-401-revoked"] == 2
+    assert refused.status == Status.INVALID and "signed in again" in refused.last_error
