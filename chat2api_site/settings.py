@@ -202,6 +202,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # WAL lets the request path read while the admin or a worker writes.
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL;"
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+# Keep connections across requests and the pool's reload ticks (a new one per tick is a new PostgreSQL
+# backend every POOL_RELOAD_SECONDS per process); a connection that broke meanwhile is replaced on next use.
+DATABASES["default"]["CONN_MAX_AGE"] = _read("int", "DB_CONN_MAX_AGE", 300, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
