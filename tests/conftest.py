@@ -3,7 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser
 
+from tests.browser import chromium
 from tests.fakes import chatgpt_server, codex_server, oauth_server, openai_server
 from tests.fakes.base import FakeServer
 from tests.gateway import Gateway
@@ -74,6 +76,13 @@ def gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
     server = Gateway(gateway_env).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, one per test module that drives a page."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(autouse=True)

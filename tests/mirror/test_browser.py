@@ -4,24 +4,23 @@ and the fake upstreams: log in, chat, stop, switch model, log out, and no upstre
 from __future__ import annotations
 
 import base64
-import os
 import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Response, expect
 
 from mirror.models import Conversation
+from tests.browser import ARTIFACTS, needs_chromium
 from tests.factories import chatgpt_account, openai_key
 from tests.fakes.oauth_server import access_token
 from tests.gateway import settle
-from tests.mirror.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.mirror.helpers import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     # Skipped on a developer's machine without it; CI (CI=true) installs it, and fails if it is missing.
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no Debian chromium"),
+    needs_chromium,
 ]
 # Distinctive secrets, searched for in everything the browser receives.
 API_KEY = "sk-ok-Zq8SECRETkeyW4x7Tn2Lp9Vb"
@@ -30,20 +29,6 @@ POOL_ACCESS_TOKEN = access_token("ok-SECRETpoolAccessN5j2Gq")
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still sync.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            ARTIFACTS.mkdir(exist_ok=True)
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture

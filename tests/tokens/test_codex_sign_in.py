@@ -3,7 +3,6 @@ the fake issuer: get a code, approve it on the issuer's page, and the account is
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from itertools import pairwise
@@ -12,18 +11,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import ARTIFACTS, needs_chromium
 from tests.fakes.base import FakeServer
 from tests.fakes.codex_issuer import ISSUER
 from tests.gateway import Gateway
-from tests.mirror.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tokens.models import Credential, Kind
 
 pytestmark = pytest.mark.django_db(transaction=True)
-browser_only = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="no Debian chromium"
-)
 PASSWORD = "correct-horse-battery-staple"
 
 
@@ -33,19 +29,6 @@ def admin_gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
     server = Gateway({**gateway_env, "DJANGO_SETTINGS_MODULE": "tests.mirror.server_settings"}).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API keeps a loop on this thread
-    try:
-        with sync_playwright() as playwright:
-            ARTIFACTS.mkdir(exist_ok=True)
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
@@ -63,7 +46,7 @@ def page(browser: Browser, admin_gateway: Gateway, settings) -> Iterator[Page]:
     context.close()
 
 
-@browser_only
+@needs_chromium
 def test_device_sign_in_stores_the_account(page: Page, fake_oauth: FakeServer) -> None:
     issuer = fake_oauth.app[ISSUER]
     issuer.polls.clear()

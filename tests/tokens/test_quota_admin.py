@@ -12,12 +12,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from tests.browser import ARTIFACTS, CHROMIUM, chromium
 from tests.factories import codex_account
 from tests.fakes.codex_server import ANSWER
 from tests.gateway import settle
-from tests.mirror.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tokens.models import Credential, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,9 +67,7 @@ def screenshot(gateway) -> None:
     """The list as the operator sees it, into tests/artifacts/admin-quota.png."""
     if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
         pytest.skip("no Debian chromium for the screenshot")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(base_url=gateway.url, viewport={"width": 1600, "height": 520})
         page.goto("/tokens")
         page.get_by_label("Username").fill("quota-admin")
@@ -78,4 +76,3 @@ def screenshot(gateway) -> None:
         expect(page.locator("td.field-plan_quota").first).to_contain_text("5 h window")
         page.locator("#toggle-nav-sidebar").click()  # room for the columns
         page.screenshot(path=ARTIFACTS / "admin-quota.png", full_page=True)
-        browser.close()
