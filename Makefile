@@ -20,7 +20,7 @@ run: $(RUNTIME)
 
 test: $(DEV)
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
-	$(PY) -m pytest -n 2 --dist loadfile -m "not cluster"
+	$(PY) -m pytest -n 3 --dist loadfile -m "not cluster"
 	$(PY) -m pytest -m cluster
 
 lint: $(DEV)
