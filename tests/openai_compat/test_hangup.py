@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -20,7 +20,7 @@ import redis
 from tests.cluster import redis_namespace
 from tests.factories import openai_key
 from tests.fakes.openai_server import ANSWER
-from tests.gateway import Gateway, settle
+from tests.gateway import Gateway, eventually, settle
 from tokens.models import Credential
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,15 +78,6 @@ def hang_up_after(node: Node, seconds: float, body: dict = BODY) -> None:
 
 def stream(node: Node) -> httpx.Response:
     return httpx.post(node.gateway.url + "/v1/chat/completions", json=BODY, headers=HEADERS, timeout=30)
-
-
-def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def assert_all_released(node: Node) -> None:

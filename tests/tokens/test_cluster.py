@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.cluster import clear_namespace, manage, postgres_database, redis_namespace
-from tests.gateway import Gateway
+from tests.gateway import Gateway, eventually
 
 RELOAD_SECONDS = 0.25  # faster than this is not the database reload: that can only be the shared state
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -161,20 +161,11 @@ def test_concurrency_limit_holds_across_nodes(nodes, fake_openai):
 def test_a_client_that_hangs_up_frees_its_slot_for_the_other_node(nodes, fake_openai):
     nodes.use("sk-long-hangup", max_concurrency=1)  # its answer lasts about 6 s
     with first_chunk(nodes.a):
-        assert eventually(lambda: nodes.leases() == 1)
+        assert eventually(lambda: nodes.leases() == 1, seconds=2.0)
     started = time.monotonic()
     with first_chunk(nodes.b):  # had A's slot stayed taken, B would wait for the rest of A's answer
         assert time.monotonic() - started < 4
-    assert eventually(lambda: nodes.leases() == 0)  # B's own hang-up is released a moment later
-
-
-def eventually(check: Callable[[], bool], seconds: float = 2.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    assert eventually(lambda: nodes.leases() == 0, seconds=2.0)  # B's own hang-up is released a moment later
 
 
 @contextmanager
