@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 
 from mirror.identity import Identity, caller_for
 from mirror.models import Conversation
-from openai_compat import catalog, render
+from openai_compat import catalog, render, sse
 from openai_compat.errors import APIError, invalid
 from openai_compat.lifecycle import StreamBody
 from openai_compat.schema import ChatRequest, parse_chat_request, text_of
@@ -132,12 +132,17 @@ class _Recorder:
 
 
 async def _stream(conv: Conversation, recorder: _Recorder, chat: ChatRequest) -> AsyncIterator[bytes]:
+    kept = False
     try:
         async for frame in render.sse_stream(recorder, chat):  # type: ignore[arg-type]
+            if frame == sse.DONE:  # stored before the page hears the end, so a reload right after shows it
+                await _keep_answer(conv.pk, recorder)
+                kept = True
             yield frame
     finally:
-        # Shielded: when the client stops the answer this runs while the request is being cancelled.
-        await asyncio.shield(_keep_answer(conv.pk, recorder))
+        if not kept:  # stopped, failed or cut: keep what went by
+            # Shielded: when the client stops the answer this runs while the request is being cancelled.
+            await asyncio.shield(_keep_answer(conv.pk, recorder))
 
 
 async def _keep_answer(conversation_id: Any, recorder: _Recorder) -> None:
