@@ -23,8 +23,9 @@ from tokens.models import Credential, Status
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "quota-admin-password"
 # The fake's headers say 37 % of the 5 h window and 12 % of the week; its `codex.rate_limits` event then 38 %.
-ANSWERED = re.compile(r"5 h window 38 %, resets \d\d:\d\d · week 12 %")
-USED_UP = re.compile(r"5 h window 37 %, resets \d\d:\d\d · week 12 %")
+# "resets 19:40", or "resets Wed 00:01" when the reset falls on another day
+ANSWERED = re.compile(r"5 h window 38 %, resets (?:\w{3} )?\d\d:\d\d · week 12 %")
+USED_UP = re.compile(r"5 h window 37 %, resets (?:\w{3} )?\d\d:\d\d · week 12 %")
 
 
 def ask(gateway) -> str:
