@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -35,18 +36,24 @@ async def caller_from(request: HttpRequest) -> Caller:
             401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="invalid_api_key"
         )
     if any(hmac.compare_digest(token, code) for code in settings.AUTHORIZATION):
-        return Caller()
+        return Caller(scope=scope_of(token))
     secret, _, account_id = token.partition(",")
     secret, account_id = secret.strip(), account_id.strip() or request.headers.get("ChatGPT-Account-ID", "")
     if not settings.ALLOW_OWN_TOKENS:
         raise wrong_key()
     if is_access_token(secret):
-        return Caller(own=PooledCredential(None, Kind.CHATGPT, access_token=secret, account_id=account_id))
+        own = PooledCredential(None, Kind.CHATGPT, access_token=secret, account_id=account_id)
+        return Caller(own=own, scope=scope_of(secret))
     if not is_refresh_token(secret):
         raise wrong_key()
     access_token = await exchange_own(secret, by_address(client_address(request)))
     own = PooledCredential(None, Kind.CHATGPT, access_token=access_token, refresh_token=secret, account_id=account_id)
-    return Caller(own=own)
+    return Caller(own=own, scope=scope_of(secret))
+
+
+def scope_of(key: str) -> str:
+    """Who owns a stored response: a digest of the caller's key (the key itself is never stored)."""
+    return hashlib.sha256(f"chat2api-scope:{key}".encode()).hexdigest()[:32]
 
 
 def wrong_key() -> APIError:

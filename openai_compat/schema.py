@@ -37,6 +37,14 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     body: dict[str, Any]  # the whole request, for adapters that forward it as it is
+    # A Responses API request (`POST /v1/responses`) as its own body, `input` holding the replayed history too:
+    # upstreams that speak `/responses` build their call from it; the fields above are its chat translation.
+    native: dict[str, Any] | None = None
+
+    @property
+    def calls_tools(self) -> bool:
+        """Whether the answer may be a tool call, so only an upstream that can call tools may serve it."""
+        return bool(self.body.get("tools") or self.body.get("functions"))
 
 
 PARTS: dict[str, Check] = {

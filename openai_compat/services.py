@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from openai_compat import catalog
-from openai_compat.errors import APIError, model_not_found
+from openai_compat.errors import APIError, invalid, model_not_found
 from openai_compat.registry import UPSTREAMS
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
@@ -35,6 +35,7 @@ class Caller:
 
     own: PooledCredential | None = None
     affinity: str = ""  # a stable key (e.g. a seed token's) the pool keeps on one credential while usable
+    scope: str = ""  # who owns what this caller stores (stored responses): a digest of its key, never the key
 
 
 def slug_for(cred: PooledCredential, model: str) -> str | None:
@@ -49,6 +50,22 @@ def slug_for(cred: PooledCredential, model: str) -> str | None:
 def serving(model: str) -> Callable[[PooledCredential], bool]:
     """Which pool credentials can serve `model`: the candidates of a pick and the peers in health checks."""
     return lambda cred: slug_for(cred, model) is not None
+
+
+def able(request: ChatRequest) -> Callable[[PooledCredential], bool]:
+    """Which pool credentials can take `request`: they serve its model and, when it has tools, can call them."""
+    serves = serving(request.model)
+    if not request.calls_tools:
+        return serves
+    return lambda cred: serves(cred) and UPSTREAMS[cred.kind].calls_tools
+
+
+def no_tools(model: str) -> APIError:
+    message = (
+        f"No credential that serves '{model}' can call tools (ChatGPT web accounts cannot); "
+        "send the request without 'tools', or use a model served by an API key or a Codex account."
+    )
+    return invalid("tools", message, code="tools_not_supported")
 
 
 @dataclass(slots=True)
@@ -104,11 +121,15 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
     if caller.own is not None:
         return await _start_own(request, caller.own)
     await pool.ready()
+    candidates = able(request)
+    creds = pool.credentials
+    if request.calls_tools and not any(map(candidates, creds)) and any(map(serving(request.model), creds)):
+        raise no_tools(request.model)
     tried: set[int] = set()
     last: UpstreamError | None = None
     for _ in range(settings.RETRY_TIMES + 1):
         try:
-            lease = await pool.pick(request.model, serving(request.model), tried, caller.affinity)
+            lease = await pool.pick(request.model, candidates, tried, caller.affinity)
         except NoCredential as exc:
             raise _exhausted(request.model, exc, last) from None
         cred = lease.cred
@@ -137,6 +158,8 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
 async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
     if slug_for(cred, request.model) is None:
         raise model_not_found(request.model)
+    if request.calls_tools and not UPSTREAMS[cred.kind].calls_tools:
+        raise no_tools(request.model)
     if not cred.access_token:
         try:
             token = await sync_to_async(token_services.own_access_token, thread_sensitive=False)(cred.refresh_token)

@@ -58,6 +58,9 @@ class Delta:
     usage: dict[str, Any] | None = None  # prompt_tokens, completion_tokens, total_tokens; *_details dicts
     conversation_id: str = ""  # the upstream thread, announced before the first output when history is kept
     quota: Quota | None = None  # the account's plan quota, when the upstream reports it (before the first output)
+    # The `encrypted_content` of the reasoning item this delta's reasoning belongs to, from a Responses upstream:
+    # a Responses client replays it on the next turn (sent once, when the upstream finishes the item).
+    encrypted_reasoning: str = ""
 
     @property
     def has_output(self) -> bool:
@@ -98,6 +101,8 @@ class UpstreamError(Exception):
 
 
 class Upstream(Protocol):
+    calls_tools: bool  # whether the upstream can answer with tool calls (the ChatGPT web backend cannot)
+
     def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
         """Yield the answer to `request` from the model `slug` using `cred`."""
         ...

@@ -44,6 +44,8 @@ DETERMINISTIC = {400, 404, 413, 422}
 
 
 class ChatGPTWeb:
+    calls_tools = False  # the web backend has no function calling
+
     def __init__(self, links: Callable[[UpstreamCredential], Callable[[Asset], str]]) -> None:
         """`links(cred)`, called as an answer starts, gives where each generated file of it is linked to
         (the pipeline signs a gateway URL that downloads it with `cred`)."""

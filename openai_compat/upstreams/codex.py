@@ -41,6 +41,8 @@ def headers_for(cred: UpstreamCredential) -> dict[str, str]:
 
 
 class Codex:
+    calls_tools = True
+
     async def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
         body = await codex_body(request, slug, cred)
         response = await open_stream(responses_url(cred), cred, headers_for(cred), body)

@@ -25,6 +25,8 @@ def chat_url(base_url: str) -> str:
 
 
 class OpenAICompatible:
+    calls_tools = True
+
     async def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
         body = {**request.body, "model": slug, "stream": True, "stream_options": {"include_usage": True}}
         headers = {
