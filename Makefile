@@ -2,6 +2,7 @@
 PY := .venv/bin/python
 RUNTIME := .venv/.runtime-installed
 DEV := .venv/.dev-installed
+NODE := node_modules/.ci-installed
 
 .PHONY: run test lint format bench migrations-check vendor
 
@@ -12,13 +13,17 @@ $(RUNTIME): requirements.txt
 $(DEV): $(RUNTIME) requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt && touch $@
 
+# npm ci empties node_modules/ first, so the stamp inside it goes with every reinstall.
+$(NODE): package-lock.json
+	npm ci --no-audit --no-fund && touch $@
+
 # exec: the shell becomes honcho, so a SIGTERM that make passes on (or Ctrl-C) reaches it, and honcho stops
 # every child's process group. HOST defaults to loopback here; the Procfile alone binds 0.0.0.0.
 run: $(RUNTIME)
 	$(PY) manage.py migrate --noinput
 	HOST=$${HOST:-127.0.0.1} PATH="$(CURDIR)/.venv/bin:$$PATH" exec $(PY) -m honcho start --port $${PORT:-5005} web worker beat
 
-test: $(DEV)
+test: $(DEV) $(NODE)
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
 	$(PY) -m pytest -n 3 --dist loadfile -m "not cluster"
 	$(PY) -m pytest -m cluster
@@ -37,5 +42,5 @@ bench: $(DEV)
 migrations-check: $(RUNTIME)
 	$(PY) manage.py makemigrations --check --dry-run
 
-vendor:
-	npm ci --no-audit --no-fund && npm run vendor
+vendor: $(NODE)
+	npm run vendor
