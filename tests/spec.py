@@ -139,3 +139,101 @@ def stream_rules(chunks: list[dict]) -> list[str]:
     indexes = {c.get("index") for chunk in chunks for c in chunk.get("choices") or []}
     problems += [f"choice {i}: no finish_reason" for i in indexes - finished]
     return problems + ([f"role sent in {roles} deltas"] if roles > 1 else [])
+
+
+RESPONSES_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+PART_EVENTS = {  # event type → the part it adds or needs, and the field that numbers the part
+    **{f"response.{k}": ("content", "content_index") for k in ("content_part.added", "content_part.done")},
+    **{f"response.output_text.{k}": ("content", "content_index") for k in ("delta", "done")},
+    **{f"response.reasoning_summary_part.{k}": ("summary", "summary_index") for k in ("added", "done")},
+    **{f"response.reasoning_summary_text.{k}": ("summary", "summary_index") for k in ("delta", "done")},
+}
+
+
+def assert_valid_responses_stream(raw: bytes) -> list[dict]:
+    """A Responses stream as the SDK stream helpers and the Codex CLI read it; returns its events."""
+    problems, events = [], []
+    for name, data in sse_frames(raw.decode()):
+        if data == "[DONE]":
+            problems.append("a Responses stream never sends data: [DONE]")
+            continue
+        event = json.loads(data)
+        problems += [f"[{event.get('type')}] {e}" for e in errors(event_component(event.get("type")), event)]
+        if name != event.get("type"):
+            problems.append(f"event: {name!r} differs from the data's type {event.get('type')!r}")
+        events.append(event)
+    problems += responses_stream_rules(events)
+    assert not problems, problems
+    return events
+
+
+def sse_frames(body: str) -> Iterator[tuple[str | None, str]]:
+    """Each event's `event:` name (None without one) and `data:` payload; comments skipped."""
+    for frame in body.replace("\r\n", "\n").split("\n\n"):
+        lines = [line for line in frame.split("\n") if line and not line.startswith(":")]
+        names = [line.partition(":")[2].strip() for line in lines if line.startswith("event:")]
+        data = [line.partition(":")[2].removeprefix(" ") for line in lines if line.startswith("data:")]
+        if data:
+            yield (names[-1] if names else None), "\n".join(data)
+
+
+def event_component(kind: str | None) -> str:
+    """The member of `ResponseStreamEvent` for an event type (clearer errors than the whole union's)."""
+    return _event_components().get(kind or "", "ResponseStreamEvent")
+
+
+@cache
+def _event_components() -> dict[str, str]:
+    schemas = document()["components"]["schemas"]
+    names = [member["$ref"].rpartition("/")[2] for member in schemas["ResponseStreamEvent"]["anyOf"]]
+    return {kind: name for name in names for kind in schemas[name]["properties"]["type"].get("enum", ())}
+
+
+def responses_stream_rules(events: list[dict]) -> list[str]:
+    """Order and numbering: created first, one terminal event last, sequence numbers +1, every item added before
+    its deltas and done once, text after its part, no top-level `error` (the SDKs raise on it)."""
+    problems, items, done, parts = [], {}, set(), set()
+    for pos, event in enumerate(events):
+        kind, where = event.get("type"), f"event {pos} ({event.get('type')})"
+        if pos and event.get("sequence_number") != events[pos - 1].get("sequence_number", 0) + 1:
+            problems.append(f"{where}: sequence_number {event.get('sequence_number')!r} is not the previous + 1")
+        if "error" in event:
+            problems.append(f"{where}: a top-level 'error' key")
+        index = event.get("output_index")
+        if kind == "response.output_item.added":
+            problems += [f"{where}: output_index {index} added twice"] if index in items else []
+            items[index] = event["item"].get("id")
+        elif index is not None and (index not in items or index in done):
+            problems.append(f"{where}: output_index {index} is not an open item")
+        elif "item_id" in event and event["item_id"] != items[index]:
+            problems.append(f"{where}: item_id {event['item_id']!r} is not the item at output_index {index}")
+        if kind == "response.output_item.done":
+            done.add(index)
+        problems += _part_rule(event, where, parts)
+    problems += [f"output_index {i}: no response.output_item.done" for i in items if i not in done]
+    return problems + _ends(events)
+
+
+def _part_rule(event: dict, where: str, parts: set) -> list[str]:
+    """Text comes after its content part was added, summary text after its summary part."""
+    kind = event.get("type", "")
+    if kind not in PART_EVENTS:
+        return []
+    family, field = PART_EVENTS[kind]
+    key = (family, event.get("item_id"), event.get(field))
+    if kind.endswith("part.added"):
+        parts.add(key)
+        return []
+    return [] if key in parts else [f"{where}: before its part was added"]
+
+
+def _ends(events: list[dict]) -> list[str]:
+    """`response.created` first, exactly one terminal event last, whose output is the items sent as done."""
+    kinds = [event.get("type") for event in events]
+    problems = [] if kinds[:1] == ["response.created"] else [f"the first event is {kinds[:1]}, not response.created"]
+    if not kinds or kinds[-1] not in RESPONSES_TERMINAL or sum(k in RESPONSES_TERMINAL for k in kinds) != 1:
+        return [*problems, f"not one terminal event, last: {kinds[-1:]}"]
+    finished = {e["output_index"]: e["item"] for e in events if e.get("type") == "response.output_item.done"}
+    if kinds[-1] != "response.failed" and events[-1]["response"]["output"] != [finished[i] for i in sorted(finished)]:
+        problems.append("the terminal response's output is not the items sent by output_item.done")
+    return problems
