@@ -129,6 +129,10 @@ FETCH_MAX_BYTES: int = _read("int", "FETCH_MAX_BYTES", 20 * 1024 * 1024, minimum
 FETCH_ALLOW_PRIVATE: bool = _read("bool", "FETCH_ALLOW_PRIVATE", False)
 # How long a signed /v1/files/... link to a generated file stays valid, in seconds.
 FILE_LINK_SECONDS: int = _read("int", "FILE_LINK_SECONDS", 24 * 3600, minimum=1)
+# Stored responses (`previous_response_id`, GET/DELETE /v1/responses/{id}): kept this many seconds, and not stored
+# when their JSON (the whole conversation and the response) is larger than RESPONSES_MAX_BYTES.
+RESPONSES_TTL: int = _read("int", "RESPONSES_TTL", 30 * 24 * 3600, minimum=60)
+RESPONSES_MAX_BYTES: int = _read("int", "RESPONSES_MAX_BYTES", 16 * 1024 * 1024, minimum=1)
 
 # --- Django ---------------------------------------------------------------------------------------
 SECRET_KEY: str = _read("str", "SECRET_KEY", "")
@@ -278,6 +282,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tokens.tasks.refresh_due",
         "schedule": 300.0,
         "options": {"expire_seconds": 240},
+    },
+    "prune-stored-responses": {
+        "task": "openai_compat.tasks.prune_responses",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3000},
     },
 }
 if SCHEDULED_REFRESH:
