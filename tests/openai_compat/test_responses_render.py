@@ -1,5 +1,6 @@
 """The Responses renderer on scripted answers: every event and every final object as the spec and the openai SDK
-(validating strictly, as strict consumers do) read them; items in the order clients rebuild them."""
+read them (validating strictly, as strict consumers do, and through the SDK's stream helper, which refuses events
+out of order); items in the order clients rebuild them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import openai
 import pytest
+from openai.lib.streaming.responses import ResponseStreamState
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
@@ -72,8 +75,9 @@ class Run:
         self.request = request or responses_request(stream=True)
         self.raw = asyncio.run(self._stream(start))
         self.events = assert_valid_responses_stream(self.raw)
+        helper = ResponseStreamState(input_tools=openai.omit, text_format=openai.omit)  # `responses.stream()`'s
         for event in self.events:
-            EVENT.validate_python(event, strict=True)
+            helper.handle_event(EVENT.validate_python(event, strict=True))
         self.types = [event["type"] for event in self.events]
         self.response = self.events[-1]["response"]
         assert_valid("Response", self.response)
