@@ -338,3 +338,14 @@ def _without_ids(response: dict[str, Any], keys: tuple[str, ...]) -> dict[str, A
     """The response with generated ids and times left out (they differ between two renderings)."""
     output = [{k: v for k, v in item.items() if k not in ("id", "call_id")} for item in response["output"]]
     return {**{k: v for k, v in response.items() if k not in keys}, "output": output}
+
+
+def test_a_response_that_cannot_be_stored_fails():
+    class Unstored(Run):
+        async def finish(self, response: dict[str, Any]) -> None:
+            raise RuntimeError("the database is gone")
+
+    run = Unstored([Delta(content="Hello")])
+    assert run.types[-2:] == ["response.output_item.done", "response.failed"]
+    assert run.response["error"]["code"] == "server_error" and run.response["output"][0]["status"] == "completed"
+    assert run.answer.closed
