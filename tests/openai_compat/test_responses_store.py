@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from chat2api_site.celery import app as celery_app
 from openai_compat.auth import scope_of
 from openai_compat.errors import APIError
 from openai_compat.models import StoredResponse
@@ -204,3 +205,16 @@ def test_the_hourly_task_prunes():
     expire("resp_store_gone")
     assert prune_responses() == 1
     assert list(StoredResponse.objects.values_list("pk", flat=True)) == ["resp_store_keep"]
+
+
+def test_beat_prunes_hourly_with_a_task_the_worker_knows(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["prune-stored-responses"]
+    assert entry["schedule"] == 3600.0
+    celery_app.loader.import_default_modules()  # what a worker does at start-up (autodiscovery)
+    assert entry["task"] in celery_app.tasks
+
+
+def test_a_ttl_under_a_minute_stops_startup():
+    result = run_python({"RESPONSES_TTL": "30"}, "manage.py", "check")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "chat2api: RESPONSES_TTL=30 is invalid: must be at least 60"
