@@ -8,7 +8,8 @@ without `ChatGPT-Account-ID` a 403.
 
 The account id (the `ChatGPT-Account-ID` header) picks the scenario by its prefix: `acc-ok…` answers (one
 short sentence; a function call to the first tool when tools are given and no tool output came yet, then an
-answer naming that output; with `reasoning`, two summary parts first), `acc-usage…` is 429
+answer naming that output; with `reasoning`, two summary parts first), `acc-shell…` the same but its call is to
+the Codex CLI's `exec_command` tool and runs `SHELL_COMMAND`, `acc-usage…` is 429
 `usage_limit_reached` with `resets_at` in `RESET_SECONDS`, `acc-usagein…` the same with only
 `resets_in_seconds`, `acc-bad…` a 400 `detail` (a model the plan lacks), `acc-excluded…` 429
 `usage_not_included`, `acc-401…` a 401, `acc-cf…` a 403 Cloudflare page, `acc-busy…` 503
@@ -37,6 +38,7 @@ WORDS = [w + " " for w in ANSWER.split(" ")]
 WORDS[-1] = WORDS[-1].rstrip()
 SUMMARY = ["**Thinking** about a greeting.", "A short one will do."]
 ARGUMENTS = ['{"city": ', '"Paris"}']
+SHELL_COMMAND = "echo probe-tool-ran > marker.txt && echo done"
 REFUSED = ("temperature", "top_p", "max_output_tokens", "max_tokens", "max_completion_tokens")
 REFUSED += ("frequency_penalty", "presence_penalty")
 RESET_SECONDS = 3600
@@ -172,15 +174,15 @@ class Stream:
         )
         self.index += 1
 
-    async def call(self, tool: dict[str, Any]) -> None:
+    async def call(self, tool: dict[str, Any], pieces: list[str]) -> None:
         index = self.index
         item = {"type": "function_call", "id": "fc_1", "call_id": f"call_{tool['name']}_1", "name": tool["name"]}
         await self.send(
             "response.output_item.added", output_index=index, item={**item, "arguments": "", "status": "in_progress"}
         )
-        for piece in ARGUMENTS:
+        for piece in pieces:
             await self.send("response.function_call_arguments.delta", item_id="fc_1", output_index=index, delta=piece)
-        arguments = "".join(ARGUMENTS)
+        arguments = "".join(pieces)
         await self.send(
             "response.function_call_arguments.done", item_id="fc_1", output_index=index, arguments=arguments
         )
@@ -192,6 +194,14 @@ class Stream:
         status = {"response.completed": "completed", "response.incomplete": "incomplete"}.get(kind, "failed")
         response = {"id": "resp_1", "model": self.model, "status": status, "output": [], "usage": USAGE, **extra}
         await self.send(kind, response=response)
+
+
+def tool_call(tools: list[dict[str, Any]], account: str) -> tuple[dict[str, Any], list[str]]:
+    """The tool to call and its arguments in delta pieces: `exec_command` in the shell scenario, else the first."""
+    if account.startswith("acc-shell"):
+        arguments = json.dumps({"cmd": SHELL_COMMAND})
+        return next(t for t in tools if t["name"] == "exec_command"), [arguments[:12], arguments[12:]]
+    return tools[0], ARGUMENTS
 
 
 def answer_words(body: dict[str, Any]) -> list[str]:
@@ -215,7 +225,7 @@ async def play(request: web.Request, body: dict[str, Any], account: str) -> web.
     tools = [t for t in body.get("tools") or () if t.get("type") == "function"]
     last = body["input"][-1] if body["input"] else {}
     if tools and last.get("type") != "function_call_output":
-        await stream.call(tools[0])
+        await stream.call(*tool_call(tools, account))
     else:
         await stream.message(answer_words(body), cut=account.startswith("acc-cut"))
     if account.startswith("acc-cut"):
