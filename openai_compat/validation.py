@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+import orjson
+
 from openai_compat.errors import invalid
 
 Check = Callable[[Any, str], None]  # raises a 400 APIError naming `param` when `value` is wrong
@@ -44,10 +46,34 @@ def out_of_range(param: str, value: float, low: float | None, high: float | None
         raise invalid(param, message, code=f"{kind}_above_max_value")
 
 
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body, which must be a JSON object."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise invalid(None, "We could not parse the JSON body of your request. It must be a JSON object.") from None
+    if not isinstance(body, dict):
+        raise invalid(None, "The request body must be a JSON object.")
+    return body
+
+
 # --- Building blocks ------------------------------------------------------------------------------
 def string(value: Any, param: str) -> None:
     if not isinstance(value, str):
         wrong_type(param, "a string", value)
+
+
+def short_string(max_length: int) -> Check:
+    def check(value: Any, param: str) -> None:
+        string(value, param)
+        if len(value) > max_length:
+            message = (
+                f"Invalid '{param}': string too long. Expected a string with maximum length {max_length}, "
+                f"but got a string with length {len(value)} instead."
+            )
+            raise invalid(param, message, code="string_above_max_length")
+
+    return check
 
 
 def boolean(value: Any, param: str) -> None:
@@ -131,15 +157,20 @@ def fields(required: dict[str, Check] | None = None, optional: dict[str, Check] 
     return check
 
 
-def tagged(variants: dict[str, Check]) -> Check:
-    """An object whose `type` picks its shape (OpenAI's discriminated unions)."""
+def anything(value: Any, param: str) -> None:
+    """Any value: a field (or a kind of an open union) passed on without being read."""
+
+
+def tagged(variants: dict[str, Check], others: Check | None = None) -> Check:
+    """An object whose `type` picks its shape (OpenAI's discriminated unions); `others` checks any other string
+    `type` where the union is open (the Responses API's tools and items: kinds the gateway passes on unread)."""
     allowed = tuple(variants)
 
     def check(value: Any, param: str) -> None:
         if not isinstance(value, dict):
             wrong_type(param, "an object", value)
         kind = value.get("type")
-        rule = variants.get(kind) if isinstance(kind, str) else None
+        rule = variants.get(kind, others) if isinstance(kind, str) else None
         if rule is None:
             wrong_value(f"{param}.type", kind, allowed)
         rule(value, param)
