@@ -85,7 +85,7 @@ def cors_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
 
 def preflight(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(status=204)
-    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
     response["Access-Control-Allow-Headers"] = request.headers.get(
         "Access-Control-Request-Headers", "Authorization, Content-Type"
     )

@@ -10,5 +10,6 @@ urlpatterns = [
     path("models", views.list_models),
     path("models/<path:model>", views.retrieve_model),
     path("files/<str:token>", files.download, name="file_link"),
+    path("responses", responses.create),
     path("responses/<str:response_id>", responses.retrieve_or_delete),
 ]

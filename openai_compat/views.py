@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -12,7 +14,7 @@ from openai_compat.auth import api_view
 from openai_compat.errors import model_not_found
 from openai_compat.files import link_origin
 from openai_compat.lifecycle import Starting, StreamBody
-from openai_compat.schema import parse_chat_request, too_large
+from openai_compat.schema import ChatRequest, parse_chat_request, too_large
 from openai_compat.services import Answer, Caller, available_models, start_answer
 from tokens.pool import pool
 
@@ -24,27 +26,41 @@ def json_response(data: dict, headers: dict[str, str] | None = None) -> HttpResp
     return HttpResponse(orjson.dumps(data), content_type="application/json", headers=headers)
 
 
-@api_view(("POST",))
-async def chat_completions(request: HttpRequest, caller: Caller) -> HttpResponse:
+def request_body(request: HttpRequest) -> bytes:
+    """The raw body; generated files of the answer link back to the server it was sent to."""
     try:
         raw = request.body
     except RequestDataTooBig:
         raise too_large(settings.MAX_REQUEST_BYTES) from None
-    chat = parse_chat_request(raw)
-    link_origin.set(f"{request.scheme}://{request.get_host()}")  # generated files link back to this server
-    if not chat.stream:
-        answer = await start_answer(chat, caller)
-        return json_response(await render.completion(answer, chat), headers=conversation_header(answer))
+    link_origin.set(f"{request.scheme}://{request.get_host()}")
+    return raw
+
+
+async def begin_stream(chat: ChatRequest, caller: Caller) -> tuple[Starting, Answer | None]:
+    """Start a streamed answer and wait up to `KEEPALIVE_SECONDS` for it: a start that fails by then is an HTTP
+    error with its status; one still preparing commits to a stream kept alive with comments (the answer is None)."""
     starting = Starting(start_answer(chat, caller))
     try:
-        headers = STREAM_HEADERS  # still preparing after the wait: commit to a stream kept alive with comments
-        if await starting.wait(settings.KEEPALIVE_SECONDS):  # a failure now is an HTTP error with its status
-            headers = {**STREAM_HEADERS, **conversation_header(starting.result())}
+        return starting, starting.result() if await starting.wait(settings.KEEPALIVE_SECONDS) else None
     except BaseException:  # the client left, or the start failed: nothing may stay held
         starting.close()
         raise
-    body = StreamBody(render.sse_events(starting, chat), starting.aclose)
-    return StreamingHttpResponse(body, content_type="text/event-stream", headers=headers)
+
+
+def event_stream(frames: AsyncIterator[bytes], starting: Starting, headers: dict[str, str]) -> StreamingHttpResponse:
+    body = StreamBody(frames, starting.aclose)
+    return StreamingHttpResponse(body, content_type="text/event-stream", headers={**STREAM_HEADERS, **headers})
+
+
+@api_view(("POST",))
+async def chat_completions(request: HttpRequest, caller: Caller) -> HttpResponse:
+    chat = parse_chat_request(request_body(request))
+    if not chat.stream:
+        answer = await start_answer(chat, caller)
+        return json_response(await render.completion(answer, chat), headers=conversation_header(answer))
+    starting, answer = await begin_stream(chat, caller)
+    headers = conversation_header(answer) if answer is not None else {}
+    return event_stream(render.sse_events(starting, chat), starting, headers)
 
 
 def conversation_header(answer: Answer) -> dict[str, str]:
