@@ -4,7 +4,8 @@ The checks are OpenAI's `CreateResponse` as plain tables, in the style of `opena
 only for the fields it sends, and every failure is a 400 naming the `param`. Item and tool kinds the gateway does
 not use (hosted tools, namespaces, item kinds of other tools) are accepted unread: clients such as the Codex CLI
 send them on every turn. The chat translation drops what a chat model cannot take (reasoning items, references,
-custom and hosted tools) and refuses, naming the `param`, only content it would otherwise lose (an image by id).
+custom and hosted tools) and refuses, naming the `param`, only content it would otherwise lose (an image given by
+file id, a file by URL, an image outside a user message).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from openai_compat.validation import (
     short_string,
     string,
     tagged,
-    wrong_type,
 )
 
 
@@ -50,10 +50,8 @@ def with_one_of(shape: Check, *names: str) -> Check:
     def check(value: Any, param: str) -> None:
         shape(value, param)
         if all(value.get(name) is None for name in names):
-            shown = " or ".join(f"'{param}.{name}'" for name in names)
-            raise invalid(
-                f"{param}.{names[0]}", f"Missing required parameter: {shown}.", code="missing_required_parameter"
-            )
+            message = "Missing required parameter: " + " or ".join(f"'{param}.{name}'" for name in names) + "."
+            raise invalid(f"{param}.{names[0]}", message, code="missing_required_parameter")
 
     return check
 
@@ -114,18 +112,18 @@ ITEMS: dict[str, Check] = {
 
 def kind_of(item: dict[str, Any]) -> str:
     """An item's type; an `EasyInputMessage` and an `ItemReferenceParam` may leave it out."""
-    kind = item.get("type")
-    if kind is not None:
+    if (kind := item.get("type")) is not None:
         return kind
     return "item_reference" if "id" in item and "role" not in item else "message"
 
 
 def item(value: Any, param: str) -> None:
     any_object(value, param)
-    kind = kind_of(value)
-    if not isinstance(kind, str):
-        wrong_type(f"{param}.type", "a string", kind)
-    ITEMS.get(kind, anything)(value, param)  # other kinds (tool calls of hosted tools, compaction, ...) pass
+    nullable(string)(value.get("type"), f"{param}.type")
+    ITEMS.get(kind_of(value), anything)(value, param)  # other kinds (hosted tools' calls, compaction, ...) pass
+
+
+METADATA_VALUE = short_string(512)
 
 
 def metadata(value: Any, param: str) -> None:
@@ -138,7 +136,7 @@ def metadata(value: Any, param: str) -> None:
         if len(key) > 64:
             message = f"Invalid '{param}': key too long. Expected keys of at most 64 characters, but got {len(key)}."
             raise invalid(param, message, code="string_above_max_length")
-        short_string(512)(text, f"{param}.{key}")
+        METADATA_VALUE(text, f"{param}.{key}")
 
 
 def foreground(value: Any, param: str) -> None:
@@ -165,7 +163,7 @@ FORMAT = tagged(
         ),
     }
 )
-SAME_AS_CHAT = (
+SAME_AS_CHAT = (  # checked as chat checks them, since the chat request carries them on
     "temperature",
     "top_p",
     "top_logprobs",
@@ -234,15 +232,8 @@ def user_message(text: str) -> dict[str, Any]:
 
 
 # --- Translation to chat ---------------------------------------------------------------------------
-COPIED = (
-    "temperature",
-    "top_p",
-    "user",
-    "prompt_cache_key",
-    "prompt_cache_retention",
-    "safety_identifier",
-    "service_tier",
-)
+# chat's `top_logprobs` needs `logprobs`, which has no Responses counterpart: it is left out
+COPIED = ("safety_identifier", *(name for name in SAME_AS_CHAT if name != "top_logprobs"))
 CHAT_DETAIL = ("auto", "low", "high")
 
 
@@ -333,10 +324,9 @@ def _part(part: dict[str, Any], param: str, role: str) -> dict[str, Any]:
 
 def _image(part: dict[str, Any], param: str) -> dict[str, Any]:
     if part.get("image_url") is None:
-        message = "An image given by 'file_id' cannot be sent on to a chat model, which takes images by URL only."
-        raise invalid(
-            f"{param}.file_id", message + " Send 'image_url' (a URL or a data URL).", code="unsupported_value"
-        )
+        message = "An image given by 'file_id' cannot be sent on to a chat model, which takes images by URL only: "
+        message += "send 'image_url' (a URL or a data URL)."
+        raise invalid(f"{param}.file_id", message, code="unsupported_value")
     image = {"url": part["image_url"]}
     if part.get("detail") in CHAT_DETAIL:
         image["detail"] = part["detail"]
