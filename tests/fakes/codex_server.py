@@ -9,7 +9,8 @@ without `ChatGPT-Account-ID` a 403.
 The account id (the `ChatGPT-Account-ID` header) picks the scenario by its prefix: `acc-ok…` answers (one
 short sentence; a function call to the first tool when tools are given and no tool output came yet, then an
 answer naming that output; with `reasoning`, two summary parts first), `acc-shell…` the same but its call is to
-the Codex CLI's `exec_command` tool and runs `SHELL_COMMAND`, `acc-usage…` is 429
+the Codex CLI's `exec_command` tool and runs `SHELL_COMMAND`, `acc-text…` answers in words even when
+tools are given (as a model that needs none would), `acc-usage…` is 429
 `usage_limit_reached` with `resets_at` in `RESET_SECONDS`, `acc-usagein…` the same with only
 `resets_in_seconds`, `acc-bad…` a 400 `detail` (a model the plan lacks), `acc-excluded…` 429
 `usage_not_included`, `acc-401…` a 401, `acc-cf…` a 403 Cloudflare page, `acc-busy…` 503
@@ -224,7 +225,7 @@ async def play(request: web.Request, body: dict[str, Any], account: str) -> web.
         await stream.reasoning()
     tools = [t for t in body.get("tools") or () if t.get("type") == "function"]
     last = body["input"][-1] if body["input"] else {}
-    if tools and last.get("type") != "function_call_output":
+    if tools and last.get("type") != "function_call_output" and not account.startswith("acc-text"):
         await stream.call(*tool_call(tools, account))
     else:
         await stream.message(answer_words(body), cut=account.startswith("acc-cut"))
