@@ -1,4 +1,4 @@
-"""A Chat Completions request as the body of the Codex backend's `POST /responses` (protocol A2, A5).
+"""A Chat Completions or Responses API request as the body of the Codex backend's `POST /responses` (A2, A5).
 
 The body is built from an allow-list, so the fields the backend refuses (`temperature`, `top_p`, the
 max-token fields, penalties) are never sent. The backend also demands `store: false`, `stream: true`, a
@@ -17,6 +17,7 @@ from openai_compat.errors import invalid
 from openai_compat.schema import ChatRequest, text_of
 from openai_compat.upstreams.base import UpstreamCredential
 from openai_compat.upstreams.images import image_info
+from openai_compat.upstreams.responses_events import replayable, with_encrypted_reasoning
 
 CACHE_NAMESPACE = uuid.UUID("0b6f6a52-7d0e-4c44-9a77-5d1f3c0e2b19")
 ROLE = {"system": "developer", "developer": "developer", "user": "user"}
@@ -25,22 +26,54 @@ ROLE = {"system": "developer", "developer": "developer", "user": "user"}
 async def codex_body(request: ChatRequest, slug: str, cred: UpstreamCredential) -> dict[str, Any]:
     body = request.body
     effort = body.get("reasoning_effort")
-    out: dict[str, Any] = {
-        "model": slug,
-        "instructions": "",
-        "input": [item for i, m in enumerate(request.messages) for item in await _items(i, m)],
-        "tools": [_tool(t) for t in body.get("tools") or ()]
+    return _envelope(
+        slug,
+        input=[item for i, m in enumerate(request.messages) for item in await _items(i, m)],
+        tools=[_tool(t) for t in body.get("tools") or ()]
         + [_tool({"type": "function", "function": f}) for f in body.get("functions") or ()],
-        "tool_choice": _tool_choice(body.get("tool_choice") or body.get("function_call") or "auto"),
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "store": False,
-        "stream": True,
-        "include": ["reasoning.encrypted_content"] if effort else [],
-        "prompt_cache_key": cache_key(request, cred),
-    }
-    if effort:
-        out["reasoning"] = {"effort": effort, "summary": "auto"}
-    if text := _text(body):
+        tool_choice=_tool_choice(body.get("tool_choice") or body.get("function_call") or "auto"),
+        parallel_tool_calls=body.get("parallel_tool_calls", True),
+        prompt_cache_key=cache_key(request, cred),
+        reasoning={"effort": effort, "summary": "auto"} if effort else None,
+        text=_text(body),
+    )
+
+
+async def native_body(request: ChatRequest, slug: str, cred: UpstreamCredential) -> dict[str, Any]:
+    """A Responses API request (`request.native`) under the same rules: its own items, minus what the backend
+    cannot use (our ids, references, reasoning it cannot decrypt); only function tools, since the answer side
+    relays only function calls."""
+    native = request.native or {}
+    items = [replayable(item) for item in native.get("input") or ()]
+    return _envelope(
+        slug,
+        instructions=native.get("instructions") or "",
+        input=[await _native_item(i, item) for i, item in enumerate(items) if item is not None],
+        tools=[t for t in native.get("tools") or () if t.get("type") == "function"],
+        tool_choice=_native_choice(native.get("tool_choice") or "auto"),
+        parallel_tool_calls=native.get("parallel_tool_calls") is not False,
+        prompt_cache_key=native.get("prompt_cache_key") or cache_key(request, cred),
+        reasoning=native.get("reasoning"),
+        text=native.get("text"),
+        include=native.get("include") or [],
+    )
+
+
+def _envelope(
+    slug: str,
+    *,
+    reasoning: dict[str, Any] | None,
+    text: dict[str, Any] | None,
+    include: list[str] | None = None,
+    instructions: str = "",
+    **fields: Any,
+) -> dict[str, Any]:
+    """The allow-listed fields and what the backend demands of every body."""
+    out = {"model": slug, "instructions": instructions, **fields, "store": False, "stream": True}
+    out["include"] = with_encrypted_reasoning(include or [], reasoning)
+    if reasoning:
+        out["reasoning"] = reasoning
+    if text:
         out["text"] = text
     return out
 
@@ -101,6 +134,29 @@ async def _part(part: dict[str, Any], param: str) -> dict[str, Any]:
         file = part["file"]
         return {"type": "input_file", "file_data": file["file_data"], "filename": file.get("filename") or "file"}
     raise invalid(param, f"{param} ({kind}) cannot be sent to a Codex account; send text, images or file_data.")
+
+
+async def _native_item(i: int, item: dict[str, Any]) -> dict[str, Any]:
+    """System messages become `developer`; http(s) images are fetched here, as for chat requests."""
+    if item.get("role") in ROLE:
+        item = {**item, "role": ROLE[item["role"]]}
+    if isinstance(item.get("content"), list):
+        item = {
+            **item,
+            "content": [await _native_part(p, f"input[{i}].content[{j}]") for j, p in enumerate(item["content"])],
+        }
+    return item
+
+
+async def _native_part(part: dict[str, Any], param: str) -> dict[str, Any]:
+    if part.get("type") == "input_image" and isinstance(part.get("image_url"), str):
+        return {**part, "image_url": await image_url(part["image_url"], param + ".image_url")}
+    return part
+
+
+def _native_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
+    """A named tool of a kind that is not sent (custom, web_search, …) cannot be forced: the model chooses."""
+    return choice if isinstance(choice, str) or choice.get("type") == "function" else "auto"
 
 
 async def image_url(url: str, param: str) -> str:

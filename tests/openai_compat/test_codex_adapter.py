@@ -13,7 +13,7 @@ import pytest
 from openai_compat.errors import APIError
 from openai_compat.schema import parse_chat_request
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
-from openai_compat.upstreams.codex import Codex, Translator
+from openai_compat.upstreams.codex import Codex, CodexTranslator
 from openai_compat.upstreams.codex_body import codex_body
 from openai_compat.upstreams.codex_limits import quota_from_event, quota_from_headers, stream_failure
 from tests.fakes.codex_server import ANSWER, PIXEL, rate_headers
@@ -31,7 +31,7 @@ class Account:
 
 
 def feed(events: list[dict]) -> list[Delta]:
-    translator = Translator(Account("acc-x"))
+    translator = CodexTranslator(Account("acc-x"))
     return [d for event in events for d in translator.feed(event)]
 
 
