@@ -58,7 +58,7 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
         *("request_count", "error_count", "last_used_at"),
     )
     list_display_links = ("id", "secret")
-    list_filter = ("kind", "status")
+    list_filter = ("kind", "status", "wire_api")
     search_fields = ("label", "account_id", "base_url")
     actions = (
         *("refresh_selected", "test_selected", "fetch_models_selected"),
@@ -69,7 +69,7 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
         *("request_count", "error_count", "last_used_at", "created_at", "updated_at"),
     )
     fieldsets = (
-        (None, {"fields": ("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "model_names")}),
+        (None, {"fields": ("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "wire_api", "model_names")}),
         ("Models the upstream lists", {"fields": ("upstream_models", "models_fetched_at")}),
         ("Limits", {"fields": ("max_concurrency",)}),
         ("State", {"fields": ("status", "error", "cooldown_until", "model_cooldowns")}),

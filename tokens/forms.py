@@ -47,7 +47,7 @@ class CredentialForm(forms.ModelForm):
     class Meta:
         model = Credential
         fields = (
-            *("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "model_names", "max_concurrency"),
+            *("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "wire_api", "model_names", "max_concurrency"),
             *("status", "cooldown_until", "model_cooldowns"),
         )
         field_classes = dict.fromkeys(SECRET_FIELDS, SecretField)
@@ -85,7 +85,8 @@ class ImportForm(forms.Form):
         strip=False,
         widget=BlankTextarea(attrs={"rows": 12, "cols": 100, "spellcheck": "false", "autocomplete": "off"}),
         help_text="One a line: token[,ChatGPT-Account-ID], codex <RefreshToken>[,ChatGPT-Account-ID] or "
-        "openai <base_url> <api_key> [model,model,...]; a line starting with # is a comment. "
+        "openai <base_url> <api_key> [model,model,...] [api=responses] (api=responses: the server also speaks "
+        "/responses); a line starting with # is a comment. "
         "Or the Codex CLI's auth.json, whole.",
     )
     file = forms.FileField(label="Or upload a text file (or auth.json)", required=False)

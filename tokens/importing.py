@@ -2,7 +2,9 @@
 
     <AccessToken or RefreshToken>[,<ChatGPT-Account-ID>]      a ChatGPT account
     codex <RefreshToken>[,<ChatGPT-Account-ID>]               a ChatGPT account signed in through Codex
-    openai <base_url> <api_key> [model,model,...]             an OpenAI-compatible API key
+    openai <base_url> <api_key> [model,model,...] [api=responses]
+                                                              an OpenAI-compatible API key (`api=responses`:
+                                                              its server speaks `/responses` too)
 
 or, whole, the Codex CLI's `auth.json` (`{"tokens": {id_token, access_token, refresh_token, account_id}}`).
 
@@ -25,10 +27,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from tokens import codex_auth, shapes
-from tokens.models import Credential, Kind, Status, mask
+from tokens.models import Credential, Kind, Status, WireApi, mask
 from tokens.refresh import jwt_expiry
 
-OPENAI_USAGE = "expected: openai <base_url> <api_key> [model,model,...]"
+OPENAI_USAGE = "expected: openai <base_url> <api_key> [model,model,...] [api=responses]"
 CODEX_USAGE = "expected: codex <RefreshToken>[,<ChatGPT-Account-ID>]"
 CHATGPT_USAGE = "expected an AccessToken (eyJ…), a RefreshToken (rt_… or about 45 characters) or an `openai` line"
 RENEWED = ("access_token", "refresh_token", "access_token_expires_at", "plan")
@@ -53,6 +55,7 @@ class Entry:
     models: tuple[str, ...] | None = None
     plan: str = ""
     user_id: str = ""
+    wire_api: str = ""  # an `openai` line's `api=`; empty when not given
 
     def credential(self) -> Credential:
         """An unsaved row; its `compute_fingerprint()` is the one `Credential.save()` stores."""
@@ -66,6 +69,7 @@ class Entry:
             model_names=list(self.models or ()),
             plan=self.plan,
             user_id=self.user_id,
+            wire_api=self.wire_api or WireApi.CHAT,
         )
 
 
@@ -167,8 +171,13 @@ def _parse_openai(line_no: int, parts: list[str]) -> Entry:
         raise LineError(f"base URL is not an http(s) URL (key {mask(api_key)}); {OPENAI_USAGE}") from None
     if len(base_url) > Credential._meta.get_field("base_url").max_length:
         raise LineError("base URL is too long")
-    models = tuple(m for m in re.split(r"[,\s]+", parts[2]) if m) if len(parts) > 2 else None
-    return Entry(line_no, Kind.OPENAI, base_url=base_url, api_key=api_key, models=models or None)
+    words = [w for w in re.split(r"[,\s]+", parts[2]) if w] if len(parts) > 2 else []
+    options = [w for w in words if w.startswith("api=")]
+    models = tuple(w for w in words if w not in options)
+    wire_api = options[-1].removeprefix("api=") if options else ""
+    if wire_api and wire_api not in WireApi.values:
+        raise LineError(f"unknown api={wire_api} (key {mask(api_key)}); {OPENAI_USAGE}")
+    return Entry(line_no, Kind.OPENAI, base_url=base_url, api_key=api_key, models=models or None, wire_api=wire_api)
 
 
 def _parse_chatgpt(line_no: int, line: str) -> Entry:
@@ -205,8 +214,9 @@ def import_credentials(text: str) -> ImportResult:
     """Parse `text` and write its good lines in one transaction.
 
     A line whose fingerprint is already stored (also one repeated in the same text) is a duplicate: the row
-    is left as it is, with one exception, an `openai` line that lists models different from the stored
-    ones, which replaces the row's model list and counts as updated, and a codex account signed in again
+    is left as it is, with exceptions: an `openai` line that lists models different from the stored
+    ones, which replaces the row's model list and counts as updated (so does one whose `api=` differs from the
+    stored one, which replaces it), and a codex account signed in again
     (another RefreshToken for the same user), whose new tokens replace the old. A re-imported credential that had
     failed authentication (`invalid`) is revived when `ALLOW_RESET` is on, and counts as updated. Cooldowns
     and counters are never touched by an import.
@@ -235,16 +245,19 @@ def _store(entry: Entry, result: ImportResult) -> None:
     relist = entry.models is not None and list(entry.models) != existing.model_names
     # A codex account signed in again brings new tokens; its old single-use RefreshToken may be spent.
     retoken = entry.kind == Kind.CODEX and entry.refresh_token != existing.refresh_token
-    if not (revive or relist or retoken):
+    rewire = bool(entry.wire_api) and entry.wire_api != existing.wire_api
+    if not (revive or relist or retoken or rewire):
         result.skipped += 1
         return
     if revive:
         existing.status, existing.last_error = Status.ACTIVE, ""
     if relist:
         existing.model_names = list(entry.models)
+    if rewire:
+        existing.wire_api = entry.wire_api
     if retoken:
         existing.access_token, existing.refresh_token = entry.access_token, entry.refresh_token
         existing.access_token_expires_at = jwt_expiry(entry.access_token) if entry.access_token else None
         existing.plan = entry.plan or existing.plan
-    existing.save(update_fields=[*RENEWED, "status", "last_error", "model_names", "updated_at"])
+    existing.save(update_fields=[*RENEWED, "status", "last_error", "model_names", "wire_api", "updated_at"])
     result.updated += 1

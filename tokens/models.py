@@ -18,6 +18,11 @@ class Kind(models.TextChoices):
     CODEX = "codex", "ChatGPT account (Codex sign-in)"
 
 
+class WireApi(models.TextChoices):
+    CHAT = "chat", "Chat Completions only"
+    RESPONSES = "responses", "Chat Completions and Responses"
+
+
 class Status(models.TextChoices):
     ACTIVE = "active", "Active"
     COOLING = "cooling", "Cooling down"
@@ -43,6 +48,14 @@ class Credential(models.Model):
     user_id = models.CharField(max_length=100, blank=True, help_text="ChatGPT user id from the id token (codex).")
     base_url = models.URLField(blank=True, help_text="Upstream origin; empty uses CHATGPT_BASE_URL.")
     api_key = EncryptedTextField(blank=True)
+    wire_api = models.CharField(
+        "API",
+        max_length=16,
+        choices=WireApi.choices,
+        default=WireApi.CHAT,
+        help_text="What an OpenAI-compatible server speaks: with Responses, /v1/responses requests are passed to its "
+        "own /responses; otherwise they are translated to Chat Completions.",
+    )
     model_names = models.JSONField(
         default=list, blank=True, help_text="Model names served; empty means what the upstream lists (or any)."
     )

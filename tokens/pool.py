@@ -49,6 +49,7 @@ class PooledCredential:
     plan: str = ""  # the ChatGPT plan of a codex account
     base_url: str = ""
     api_key: str = field(default="", repr=False)
+    wire_api: str = "chat"  # an `openai` key's server: "responses" when it speaks `/responses` too
     models: frozenset[str] = frozenset()
     created: tuple[tuple[str, int], ...] = ()  # (model, created) where the upstream's GET /models said
     max_concurrency: int = 0
@@ -70,6 +71,7 @@ class PooledCredential:
             plan=cred.plan,
             base_url=cred.base_url,
             api_key=cred.api_key,
+            wire_api=cred.wire_api,
             models=frozenset(cred.served_models),
             created=tuple((m, c) for m, c in cred.discovered_models.items() if c),
             max_concurrency=cred.max_concurrency,

@@ -27,6 +27,7 @@ class UpstreamCredential(Protocol):
     account_id: str
     base_url: str
     api_key: str
+    wire_api: str  # what an `openai` key's server speaks besides chat: "responses" when it has its own `/responses`
 
 
 @dataclass(frozen=True, slots=True)

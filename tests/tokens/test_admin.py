@@ -133,6 +133,7 @@ def change_data(cred: Credential, **overrides: str) -> dict[str, str]:
         "api_key": "",
         "account_id": cred.account_id,
         "base_url": cred.base_url,
+        "wire_api": cred.wire_api,
         "model_names": '["m1"]',
         "max_concurrency": "0",
         "status": cred.status,
