@@ -284,6 +284,11 @@ class ResponsesStream:
             "model": body.get("model", "fake-model"),
             "status": "in_progress",
             "output": [],
+            **{name: None for name in ("error", "incomplete_details", "instructions", "temperature", "top_p")},
+            "tools": body.get("tools") or [],
+            "tool_choice": body.get("tool_choice") or "auto",
+            "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
+            "metadata": {},
         }
 
     def send(self, kind: str, **fields: Any) -> None:
@@ -306,7 +311,13 @@ class ResponsesStream:
             error = {"code": "server_error", "message": "The model crashed."}
             self.send("response.failed", response={**self.response, "status": "failed", "error": error})
         else:
-            usage = {"input_tokens": 7, "output_tokens": 5, "total_tokens": 12}
+            usage = {
+                "input_tokens": 7,
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens": 5,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": 12,
+            }
             done = {**self.response, "status": "completed", "output": self.output, "usage": usage}
             self.send("response.completed", response=done)
         return self.out
@@ -330,7 +341,7 @@ class ResponsesStream:
         item = {"type": "message", "id": "msg_fake", "role": "assistant", "status": "in_progress", "content": []}
         index = self.added(item)
         where = {"item_id": "msg_fake", "output_index": index, "content_index": 0}
-        part = {"type": "output_text", "text": "", "annotations": []}
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         self.send("response.content_part.added", part=part, **where)
         for word in words:
             self.send("response.output_text.delta", delta=word, logprobs=[], **where)
