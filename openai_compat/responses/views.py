@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse
 
 from openai_compat.auth import api_view
 from openai_compat.responses import render, store
-from openai_compat.responses.request import parse_responses_request, to_chat
+from openai_compat.responses.request import parse_responses_request
+from openai_compat.responses.translate import to_chat
 from openai_compat.services import Caller, start_answer
 from openai_compat.views import begin_stream, event_stream, json_response, request_body
 

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from openai_compat.errors import APIError
-from openai_compat.responses.request import ResponsesRequest, parse_responses_request, to_chat
+from openai_compat.responses.request import ResponsesRequest, parse_responses_request
+from openai_compat.responses.translate import to_chat
 from openai_compat.schema import ChatRequest, parse_chat_request
 from tests.fuzz import broken, request_body
 from tests.spec import assert_valid, document, errors
@@ -286,7 +287,7 @@ def test_a_string_input_is_one_user_message_after_the_instructions():
     assert (request.stream, request.store) == (False, True)
     assert chat_of(body(input="Hello", instructions="Be brief.")).messages == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
+        {"role": "user", "content": "Hello"},
     ]
 
 
@@ -297,7 +298,7 @@ def test_message_parts_become_chat_parts_and_an_assistant_message_plain_text():
         user(text("I see ", "output_text"), {"type": "refusal", "refusal": "no more"}, role="assistant"),
     ]
     assert chat_of(body(input=items)).messages == [
-        {"role": "system", "content": [{"type": "text", "text": "sys"}]},
+        {"role": "system", "content": "sys"},
         {
             "role": "user",
             "content": [
@@ -368,7 +369,7 @@ def test_items_a_chat_model_cannot_use_are_dropped():
         {"type": "web_search_call", "id": "ws_1", "status": "completed"},
         user(text("Hi")),
     ]
-    assert chat_of(body(input=items)).messages == [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
+    assert chat_of(body(input=items)).messages == [{"role": "user", "content": "Hi"}]
 
 
 def test_an_input_with_nothing_a_chat_model_reads_is_a_400():
