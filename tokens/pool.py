@@ -21,12 +21,10 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
+from common.db import in_thread
 from tokens import health, quota, services
 from tokens.leases import Holdings
 from tokens.models import Credential, Kind, Status, mask
@@ -34,7 +32,6 @@ from tokens.services import ANY_MODEL
 from tokens.state import Candidate, PoolState, make_state
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +170,9 @@ class CredentialPool:
 
     async def reload(self, force: bool = False) -> None:
         async with self._writes:
-            signature = await _db(services.pool_signature)
+            signature = await in_thread(services.pool_signature)
             if force or signature != self._snap.signature:
-                rows = await _db(services.usable_credentials)
+                rows = await in_thread(services.usable_credentials)
                 new = _build_snapshot(rows, signature)
                 changed = {i: c for i, c in new.cooldowns.items() if self._snap.cooldowns.get(i) != c}
                 await self.state.set_cooldowns(changed, time.time())  # first: if it fails, the next tick retries
@@ -188,14 +185,14 @@ class CredentialPool:
         if self._usage:
             batch, self._usage = self._usage, Counter()
             try:
-                await _db(services.add_usage, batch)
+                await in_thread(services.add_usage, batch)
             except BaseException:
                 self._usage.update(batch)
                 raise
         if self._quotas:
             quotas, self._quotas = self._quotas, {}
             try:
-                await _db(services.save_quotas, quotas)
+                await in_thread(services.save_quotas, quotas)
             except BaseException:
                 self._quotas = {**quotas, **self._quotas}  # a newer report that arrived meanwhile wins
                 raise
@@ -288,7 +285,7 @@ class CredentialPool:
         every node skips it from its next request on, then in the database for the admin and restarts."""
         until = time.time() + seconds
         await self.state.cool_down(cred.id, model or ANY_MODEL, until)
-        await _db(services.mark_cooling, cred.id, until, model, reason)
+        await in_thread(services.mark_cooling, cred.id, until, model, reason)
 
     async def failed_transiently(
         self, cred: PooledCredential, serves: Callable[[PooledCredential], bool], reason: str
@@ -306,7 +303,7 @@ class CredentialPool:
         until, most = now + verdict.seconds, health.most_ejected(len(others) + 1)
         if await self.state.eject(cred.id, others, now, until, most, until + settings.OUTLIER_MAX_EJECTION_SECONDS):
             log.warning("credential %s ejected: %s", cred, verdict.reason)
-            await _db(services.mark_ejected, cred.id, f"{verdict.reason}; last: {reason}")
+            await in_thread(services.mark_ejected, cred.id, f"{verdict.reason}; last: {reason}")
 
     async def succeeded(self, cred: PooledCredential) -> None:
         """An answer completed: count it; a half-open credential is back to full service (every node follows
@@ -315,27 +312,17 @@ class CredentialPool:
             return
         await self.state.note_outcome(cred.id, False, time.time(), settings.OUTLIER_WINDOW_SECONDS)
         if cred.half_open:
-            await _db(services.mark_recovered, cred.id)
+            await in_thread(services.mark_recovered, cred.id)
 
     async def disable(self, cred: PooledCredential, status: str, reason: str) -> None:
         """Drop `cred` from this snapshot now and record why; other processes follow on reload."""
         self._drop(cred.id)
         async with self._writes:
             self._drop(cred.id)  # again: a reload that ended while we waited read the row before this write
-            await _db(services.mark_status, cred.id, status, reason)
+            await in_thread(services.mark_status, cred.id, status, reason)
 
     def _drop(self, cred_id: int | None) -> None:
         self._snap.credentials = tuple(c for c in self._snap.credentials if c.id != cred_id)
-
-
-async def _db(func: Callable[..., T], *args: Any) -> T:
-    """Run a database call in a worker thread; no request cycle closes stale connections there, so do it here."""
-
-    def call() -> T:
-        close_old_connections()
-        return func(*args)
-
-    return await sync_to_async(call, thread_sensitive=False)()
 
 
 def _build_snapshot(rows: list[Credential], signature: tuple) -> _Snapshot:

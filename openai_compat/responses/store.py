@@ -10,21 +10,18 @@ a follow-up to it gets `previous_response_not_found`, as OpenAI answers for an e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
+from common.db import in_thread
 from openai_compat.errors import APIError
 from openai_compat.models import StoredResponse
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 PRUNE_BATCH = 1000
 
 
@@ -42,7 +39,7 @@ async def save(scope: str, input_items: list[dict], response: dict) -> None:
     now = timezone.now()
     expires_at = now + timedelta(seconds=settings.RESPONSES_TTL)
     fields = {"id": response["id"], "scope": scope, "created_at": now, "expires_at": expires_at}
-    await _db(lambda: StoredResponse.objects.create(**fields, content=content.decode()))
+    await in_thread(lambda: StoredResponse.objects.create(**fields, content=content.decode()))
 
 
 async def history(response_id: str, scope: str) -> list[dict]:
@@ -66,7 +63,7 @@ async def get(response_id: str, scope: str) -> dict:
 
 
 async def delete(response_id: str, scope: str) -> dict:
-    if not await _db(_delete, response_id, scope):
+    if not await in_thread(_delete, response_id, scope):
         raise not_found(response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
@@ -92,16 +89,5 @@ def _delete(response_id: str, scope: str) -> int:
 
 
 async def _document(response_id: str, scope: str) -> dict[str, Any] | None:
-    content = await _db(_read, response_id, scope)
+    content = await in_thread(_read, response_id, scope)
     return orjson.loads(content) if content is not None else None
-
-
-async def _db(func: Callable[..., T], *args: Any) -> T:
-    """A database call on a worker thread, which no request cycle tidies: stale connections are closed here
-    (as `tokens.pool` does for its own calls)."""
-
-    def call() -> T:
-        close_old_connections()
-        return func(*args)
-
-    return await sync_to_async(call, thread_sensitive=False)()
