@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.common import free_port, raise_nofile
 from bench.parse import line as parse_costs
+from bench.responses import line as responses_costs
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -266,6 +267,7 @@ def main() -> int:
     for note in notes(results, counts):
         print(note)
     print(parse_costs())
+    print(responses_costs())
     print()
     for server in servers:
         print(f"{server}: taskset -c 0 python " + " ".join(SERVERS[server]).replace("{port}", "PORT"))
