@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -126,6 +127,14 @@ def test_stream_helper_final_response(gateway, upstream):
     assert final.status == "completed"
 
 
+def test_function_call_stream_matches_spec(gateway, caller):
+    raw = post(gateway, model=caller.model, input=QUESTION, tools=[WEATHER], stream=True)
+    assert raw.status_code == 200, raw.text
+    events = strict_stream(raw.content)
+    (call,) = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert call["type"] == "function_call" and call["arguments"] == "".join(codex_server.ARGUMENTS)
+
+
 def called(response: Response) -> dict:
     (call,) = [item for item in response.output if item.type == "function_call"]
     assert call.name == "get_weather" and call.arguments == "".join(codex_server.ARGUMENTS)
@@ -174,10 +183,18 @@ def test_tools_over_a_chatgpt_web_account_are_refused(gateway, fake_chatgpt):
     assert refused.value.code == "tools_not_supported" and refused.value.param == "tools"
 
 
-def test_agents_sdk_runs_a_function_tool(gateway, fake_codex):
+@pytest.fixture(scope="module")
+def transcripts() -> Iterator[dict[str, str]]:
+    """Each Agents SDK run's items by credential kind, written to one file when the module is done."""
+    runs: dict[str, str] = {}
+    yield runs
+    AGENTS_TRANSCRIPT.parent.mkdir(exist_ok=True)
+    AGENTS_TRANSCRIPT.write_text("".join(f"== credential kind: {kind}\n{text}\n" for kind, text in runs.items()))
+
+
+def test_agents_sdk_runs_a_function_tool(gateway, caller, transcripts):
     """An Agent with one tool, run to completion and streamed; tracing is off (it would export over the network)."""
     set_tracing_disabled(True)
-    credential("codex", "")
     cities: list[str] = []
 
     @function_tool
@@ -187,7 +204,7 @@ def test_agents_sdk_runs_a_function_tool(gateway, fake_codex):
         return f"18 C and sunny in {city}"
 
     sdk = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
-    model = OpenAIResponsesModel(model="gpt-5.5", openai_client=sdk)
+    model = OpenAIResponsesModel(model=caller.model, openai_client=sdk)
     agent = Agent(name="Weather", instructions="Use the tool.", tools=[get_weather], model=model)
 
     async def both() -> tuple:
@@ -196,8 +213,7 @@ def test_agents_sdk_runs_a_function_tool(gateway, fake_codex):
         return await Runner.run(agent, QUESTION), streamed, kinds
 
     result, streamed, kinds = asyncio.run(both())
-    AGENTS_TRANSCRIPT.parent.mkdir(exist_ok=True)
-    AGENTS_TRANSCRIPT.write_text(transcript(result))
+    transcripts[caller.kind] = transcript(result)
     assert cities == ["Paris", "Paris"]
     assert result.final_output == "The tool said: 18 C and sunny in Paris"
     assert streamed.final_output == result.final_output and "raw_response_event" in kinds
