@@ -14,7 +14,7 @@ from unittest.mock import ANY
 import pytest
 
 from tests.codex_cli import Run, codex_exec
-from tests.factories import codex_account, openai_key
+from tests.factories import chatgpt_account, codex_account, openai_key
 from tests.fakes import codex_server
 from tests.fakes.codex_server import SHELL_COMMAND
 from tests.gateway import ROOT, settle
@@ -87,3 +87,14 @@ def test_shell_tool_round_trip_over_a_codex_account(gateway, fake_codex, tmp_pat
     assert json.loads(call["arguments"]) == {"cmd": SHELL_COMMAND}
     assert output["type"] == "function_call_output" and output["call_id"] == call["call_id"]
     assert "done" in output["output"]
+
+
+def test_a_pool_that_cannot_call_tools_is_an_error_it_shows(gateway, fake_chatgpt, tmp_path):
+    """The CLI always sends tools; ChatGPT web accounts cannot call them: the 400 reaches the CLI whole."""
+    chatgpt_account("at-ok-codex-cli")
+    settle()
+    run = codex_exec(gateway.url, tmp_path, "Say hello", "gpt-4o")
+    assert run.code == 1 and run.events[-1]["type"] == "turn.failed", explain(run, gateway)
+    error = json.loads(run.events[-1]["error"]["message"])["error"]
+    assert error["code"] == "tools_not_supported" and error["param"] == "tools"
+    assert len(fake_chatgpt.requests) == 0
