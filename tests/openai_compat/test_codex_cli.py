@@ -16,7 +16,6 @@ import pytest
 from tests.codex_cli import Run, codex_exec
 from tests.factories import chatgpt_account, codex_account, openai_key
 from tests.fakes import codex_server
-from tests.fakes.codex_server import SHELL_COMMAND
 from tests.gateway import ROOT, settle
 from tokens.models import WireApi
 
@@ -74,7 +73,7 @@ def test_shell_tool_round_trip_over_a_codex_account(gateway, fake_codex, tmp_pat
     TRANSCRIPT.write_text(run.jsonl())
     assert run.code == 0, explain(run, gateway)
     (command,) = run.items("command_execution")
-    assert SHELL_COMMAND in command["command"] and command["exit_code"] == 0
+    assert codex_server.SHELL_COMMAND in command["command"] and command["exit_code"] == 0
     assert (tmp_path / "work" / "marker.txt").read_text() == "probe-tool-ran\n"
     assert run.answer.startswith("The tool said: ") and run.answer.rstrip().endswith("done"), explain(run, gateway)
 
@@ -84,7 +83,7 @@ def test_shell_tool_round_trip_over_a_codex_account(gateway, fake_codex, tmp_pat
     reasoning, call, output = second["input"][-3:]
     assert reasoning["type"] == "reasoning" and reasoning["encrypted_content"] == "gAAAA-opaque"
     assert call["type"] == "function_call" and call["name"] == "exec_command"
-    assert json.loads(call["arguments"]) == {"cmd": SHELL_COMMAND}
+    assert json.loads(call["arguments"]) == {"cmd": codex_server.SHELL_COMMAND}
     assert output["type"] == "function_call_output" and output["call_id"] == call["call_id"]
     assert "done" in output["output"]
 
