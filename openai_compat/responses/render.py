@@ -137,7 +137,7 @@ class Builder:
             "temperature": _given(body, "temperature", 1.0),
             "text": {"format": {"type": "text"}, **(body.get("text") or {})},
             "tool_choice": _given(body, "tool_choice", "auto"),
-            "tools": body.get("tools") or [],
+            "tools": [_echoed(tool) for tool in body.get("tools") or ()],
             "top_p": _given(body, "top_p", 1.0),
             "truncation": _given(body, "truncation", "disabled"),
             "metadata": body.get("metadata") or {},
@@ -245,6 +245,11 @@ class Builder:
 
     def _index(self, item: dict[str, Any]) -> int:
         return next(i for i, known in enumerate(self.output) if known is item)
+
+
+def _echoed(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as the response repeats it: a function tool always says `parameters` and `strict` (null when unsent)."""
+    return {"parameters": None, "strict": None, **tool} if tool.get("type") == "function" else tool
 
 
 def terminal(response: dict[str, Any]) -> Event:

@@ -32,8 +32,7 @@ WEATHER = {
     "name": "get_weather",
     "description": "The weather in a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    "strict": False,
-}
+}  # no `strict`: the response repeats it with `strict: null`, as the spec's FunctionTool requires the key
 QUESTION = "Weather in Paris?"
 EVENTS = TypeAdapter(ResponseStreamEvent)
 
