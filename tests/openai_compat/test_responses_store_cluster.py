@@ -1,4 +1,5 @@
-"""Two gateway nodes on one PostgreSQL database: a response stored by one is served and deleted by the other."""
+"""Two gateway nodes on one PostgreSQL database: a response made on one is continued, served and deleted on the
+other."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import httpx
 import pytest
 
 from tests.cluster import postgres_database, run_python
+from tests.fakes.openai_server import ANSWER
 from tests.gateway import Gateway
 
 pytestmark = pytest.mark.cluster
 HEADERS = {"Authorization": "Bearer test-code"}
-SAVE = (
-    "import asyncio, django; django.setup(); from openai_compat.auth import scope_of; "
-    "from openai_compat.responses import store; from tests.openai_compat.test_responses_store import INPUT, response; "
-    "asyncio.run(store.save(scope_of('test-code'), INPUT, response('resp_cluster_1', 'Hello from a node')))"
+KEY = (
+    "import django; django.setup(); from tests.factories import openai_key; "
+    "openai_key('{url}/v1', 'sk-ok-cluster-responses', ['fake-model'])"
 )
 
 
@@ -31,13 +32,21 @@ def nodes() -> Iterator[tuple[str, Gateway, Gateway]]:
             b.stop()
 
 
-def test_a_response_stored_on_one_node_is_read_and_deleted_on_another(nodes):
+def test_a_response_made_on_one_node_is_continued_read_and_deleted_on_another(nodes, fake_openai):
     url, a, b = nodes
-    result = run_python({"DATABASE_URL": url}, "-c", SAVE)
+    result = run_python({"DATABASE_URL": url}, "-c", KEY.format(url=fake_openai.url))
     assert result.returncode == 0, result.stderr[-3000:]
+    body = {"model": "fake-model", "input": "My name is Ada."}
+    first = httpx.post(a.url + "/v1/responses", json=body, headers=HEADERS, timeout=30)
+    assert first.status_code == 200, first.text
+    follow = {"model": "fake-model", "input": "And my name?", "previous_response_id": first.json()["id"]}
+    second = httpx.post(b.url + "/v1/responses", json=follow, headers=HEADERS, timeout=30)
+    assert second.status_code == 200, second.text
+    assert [m["content"] for m in fake_openai.requests[-1]["messages"]] == ["My name is Ada.", ANSWER, "And my name?"]
     for node in (a, b):
-        got = httpx.get(node.url + "/v1/responses/resp_cluster_1", headers=HEADERS)
+        got = httpx.get(f"{node.url}/v1/responses/{second.json()['id']}", headers=HEADERS)
         assert got.status_code == 200, got.text
-        assert got.json()["output"][0]["content"][0]["text"] == "Hello from a node"
-    assert httpx.delete(b.url + "/v1/responses/resp_cluster_1", headers=HEADERS).json()["deleted"] is True
-    assert httpx.get(a.url + "/v1/responses/resp_cluster_1", headers=HEADERS).status_code == 404
+        assert got.json()["output"] == second.json()["output"]
+    deleted = httpx.delete(f"{b.url}/v1/responses/{first.json()['id']}", headers=HEADERS)
+    assert deleted.json()["deleted"] is True
+    assert httpx.get(f"{a.url}/v1/responses/{first.json()['id']}", headers=HEADERS).status_code == 404
