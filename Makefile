@@ -10,8 +10,10 @@ $(RUNTIME): requirements.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q -r requirements.txt && touch $@
 
+# llama-cpp-python (the local model server of the tests) compiles from source: for any x86-64 CPU, not this one's
+# newest instructions (a native build here crashed in libggml-cpu with a general protection fault).
 $(DEV): $(RUNTIME) requirements-dev.txt
-	$(PY) -m pip install -q -r requirements-dev.txt && touch $@
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install -q -r requirements-dev.txt && touch $@
 
 # npm ci empties node_modules/ first, so the stamp inside it goes with every reinstall.
 $(NODE): package-lock.json
