@@ -8,6 +8,7 @@ instead of failing on the first request.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from pathlib import Path
 
@@ -133,6 +134,15 @@ FILE_LINK_SECONDS: int = _read("int", "FILE_LINK_SECONDS", 24 * 3600, minimum=1)
 # when their JSON (the whole conversation and the response) is larger than RESPONSES_MAX_BYTES.
 RESPONSES_TTL: int = _read("int", "RESPONSES_TTL", 30 * 24 * 3600, minimum=60)
 RESPONSES_MAX_BYTES: int = _read("int", "RESPONSES_MAX_BYTES", 16 * 1024 * 1024, minimum=1)
+# The bearer a Prometheus scraper sends to GET /metrics; empty: no /metrics at all (404).
+METRICS_TOKEN: str = _read("str", "METRICS_TOKEN", "")
+# Where several worker processes keep their metrics (prometheus-client reads the variable itself, and set but empty
+# would write into the working directory: empty means unset).
+PROMETHEUS_MULTIPROC_DIR: str = _read("str", "PROMETHEUS_MULTIPROC_DIR", "")
+if not PROMETHEUS_MULTIPROC_DIR:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+elif not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise environment.invalid("PROMETHEUS_MULTIPROC_DIR", PROMETHEUS_MULTIPROC_DIR, "expected an existing directory")
 
 # --- Django ---------------------------------------------------------------------------------------
 SECRET_KEY: str = _read("str", "SECRET_KEY", "")

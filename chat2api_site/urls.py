@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from openai_compat import metrics
 from tokens.views import healthz, readyz
 
 prefix = f"{settings.API_PREFIX}/" if settings.API_PREFIX else ""
@@ -18,6 +19,7 @@ urlpatterns = [
     path("tokens", tokens_page),
     path("healthz", healthz),
     path("readyz", readyz),
+    path("metrics", metrics.view),
     path("", include("mirror.urls")),
 ]
 if prefix:

@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from openai_compat import metrics
 from openai_compat.errors import APIError, error_response, new_request_id, unexpected
 from openai_compat.services import Caller
 from tokens import services as token_services
@@ -102,6 +103,7 @@ def api_view(methods: tuple[str, ...]) -> Callable[[View], View]:
             if request.method == "OPTIONS":
                 return preflight(request)
             request.request_id = new_request_id()
+            observation = metrics.begin(request)
             try:
                 if request.method not in methods:
                     raise APIError(405, f"Method {request.method} is not allowed here.", code="method_not_allowed")
@@ -110,6 +112,7 @@ def api_view(methods: tuple[str, ...]) -> Callable[[View], View]:
                 response = error_response(err)
             except Exception as exc:
                 response = unexpected(request, exc)
+            metrics.finish_on_close(response, observation)
             response["x-request-id"] = request.request_id
             return cors_headers(request, response)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from openai_compat import catalog
+from openai_compat import catalog, metrics
 from openai_compat.errors import APIError, invalid, model_not_found
 from openai_compat.registry import UPSTREAMS
 from openai_compat.schema import ChatRequest
@@ -81,6 +81,9 @@ class Answer:
     usage: dict[str, int] | None = None  # set by the renderer once the answer is complete
     closed: bool = False
 
+    def __post_init__(self) -> None:
+        metrics.answering(self.cred.kind)
+
     @property
     def conversation_id(self) -> str:
         """The upstream conversation, when the adapter announced it before the first output."""
@@ -108,8 +111,9 @@ class Answer:
             await self.rest.aclose()
         finally:
             pool.record_use(self.cred, self.model, self.failed, self.usage)
+            metrics.count_tokens(self.cred.id is None, self.model, self.usage)
             if lease is not None:
-                await pool.release(lease)
+                await _release(lease)
                 if self.failed:
                     await pool.failed_transiently(self.cred, serving(self.model), "the upstream failed mid-answer")
                 else:
@@ -118,6 +122,7 @@ class Answer:
 
 async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
     """Try credentials until one starts answering; raise `APIError` when none does."""
+    metrics.asked(request.model)
     if caller.own is not None:
         return await _start_own(request, caller.own)
     await pool.ready()
@@ -132,27 +137,34 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
             lease = await pool.pick(request.model, candidates, tried, caller.affinity)
         except NoCredential as exc:
             raise _exhausted(request.model, exc, last) from None
+        metrics.LEASES.inc()
         cred = lease.cred
         tried.add(cred.id)
         try:
             answer = await _attempt(cred, request)
         except UpstreamError as err:
             log.warning("credential %s failed for %s: %s", cred, request.model, err.message)
+            metrics.UPSTREAM_FAILURES.labels(cred.kind, err.action).inc()
             pool.record_use(cred, request.model, True, None)
             try:  # penalize before releasing, so no other request takes the slot of a credential about to cool
                 await _penalize(cred, err, request.model)
             finally:
-                await pool.release(lease)
+                await _release(lease)
             if not err.retryable:
                 raise _client_error(err) from None
             last = err
             continue
         except BaseException:  # cancelled (the client went away) or a bug: the slot goes back all the same
-            await pool.release(lease)
+            await _release(lease)
             raise
         answer.lease = lease
         return answer
     raise _client_error(last)
+
+
+async def _release(lease: Lease) -> None:
+    metrics.LEASES.dec()
+    await pool.release(lease)
 
 
 async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:

@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 class Gateway:
-    def __init__(self, env: dict[str, str], server: str = "daphne") -> None:
+    def __init__(self, env: dict[str, str], server: str = "daphne", workers: int = 1) -> None:
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -30,7 +30,7 @@ class Gateway:
             "AUTHORIZATION": "test-code",
             **env,
         }
-        self.server = server
+        self.server, self.workers = server, workers
         self.process: subprocess.Popen | None = None
         self.log = ROOT / "var" / f"gateway-{self.port}.log"
 
@@ -48,6 +48,8 @@ class Gateway:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                "--workers",
+                str(self.workers),
                 "chat2api_site.asgi:application",
             ],
         }[self.server]

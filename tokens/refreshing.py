@@ -17,11 +17,13 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from prometheus_client import Counter
 
 from tokens import codex_auth, refresh
 from tokens.models import Credential, Kind, Status
 
 REFRESH_CLAIM_SECONDS = 60
+REFRESHES = Counter("chat2api_refreshes", "AccessToken refreshes by outcome", ["outcome"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,9 @@ class Outcome:
     credential_id: int
     result: str  # refreshed | failed | invalid | skipped
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        REFRESHES.labels(self.result).inc()
 
 
 def _claimable(force: bool) -> Q:

@@ -1,0 +1,154 @@
+"""Prometheus metrics of the gateway and the `/metrics` view that exposes them (`METRICS_TOKEN` guards it).
+
+With several worker processes (`uvicorn --workers N`) each process writes its values into files under
+`PROMETHEUS_MULTIPROC_DIR` and a scrape sums them, whichever worker answers it; unset, one process keeps
+them in memory. Refreshes are counted where their outcome is decided (`tokens.refreshing.REFRESHES`: `tokens`
+may not import this package). The hot path pays a few label lookups: what one API request was about lives
+in a context variable (`Observation`) that `auth.api_view` opens and the chat pipeline fills in.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from common.db import in_thread
+from openai_compat.errors import APIError, error_response, unexpected
+from tokens.models import Credential, Kind, Status
+
+MODEL_CHARS = 100  # model names are labels as the client sent them: bounded
+SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter(
+    "chat2api_requests",
+    "API requests by endpoint, model as sent, credential kind and status",
+    ["endpoint", "model", "kind", "status"],
+)
+DURATION = Histogram(
+    "chat2api_request_duration_seconds", "API requests until their body was sent", ["endpoint"], buckets=SECONDS
+)
+FIRST_BYTE = Histogram(
+    "chat2api_time_to_first_byte_seconds",
+    "From the request to the upstream's first output (a whole answer when not streamed)",
+    ["endpoint", "kind"],
+    buckets=SECONDS,
+)
+UPSTREAM_FAILURES = Counter(
+    "chat2api_upstream_failures", "Failed upstream attempts by credential kind and reason", ["kind", "reason"]
+)
+LEASES = Gauge("chat2api_leases_in_flight", "Credential slots held by requests", multiprocess_mode="livesum")
+TOKENS = Counter("chat2api_tokens", "Tokens of finished answers by key, model and type", ["key", "model", "type"])
+
+
+@dataclass(slots=True)
+class Observation:
+    """One API request as the metrics see it; the pipeline fills in the model and the credential kind."""
+
+    endpoint: str
+    model: str = ""
+    kind: str = ""
+    started: float = field(default_factory=time.perf_counter)
+
+
+_current: ContextVar[Observation | None] = ContextVar("chat2api_observation", default=None)
+
+
+def begin(request: HttpRequest) -> Observation:
+    """Open the observation of an API request (its route, not its path: ids stay out of the labels)."""
+    route = request.resolver_match.route if request.resolver_match else request.path
+    prefix = f"{settings.API_PREFIX}/" if settings.API_PREFIX else ""
+    observation = Observation("/" + route.removeprefix(prefix))
+    _current.set(observation)
+    return observation
+
+
+def asked(model: str) -> None:
+    if (observation := _current.get()) is not None:
+        observation.model = model[:MODEL_CHARS]
+
+
+def answering(kind: str) -> None:
+    """The upstream's first output is in hand: the time to first byte."""
+    if (observation := _current.get()) is not None:
+        observation.kind = kind
+        FIRST_BYTE.labels(observation.endpoint, kind).observe(time.perf_counter() - observation.started)
+
+
+def finish_on_close(response: HttpResponse, observation: Observation) -> None:
+    """Count the request once its body was sent (a stream's end), whenever the server closes the response."""
+
+    def finished() -> None:
+        REQUESTS.labels(observation.endpoint, observation.model, observation.kind, response.status_code).inc()
+        DURATION.labels(observation.endpoint).observe(time.perf_counter() - observation.started)
+
+    response._resource_closers.append(finished)  # Django's own hook for what `close()` must run
+
+
+def count_tokens(own: bool, model: str, usage: dict[str, int] | None) -> None:
+    """Tokens by key: `code` for the pool's callers (an `AUTHORIZATION` code), `own` for callers' own tokens."""
+    key, model = "own" if own else "code", model[:MODEL_CHARS]
+    for kind in ("prompt", "completion"):
+        if usage and usage.get(f"{kind}_tokens"):
+            TOKENS.labels(key, model, kind).inc(usage[f"{kind}_tokens"])
+
+
+class CredentialStates:
+    """Credentials by kind and status, counted at scrape time with one aggregate query."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = {
+            (row["kind"], row["status"]): row["n"]
+            for row in Credential.objects.values("kind", "status").annotate(n=Count("id")).order_by()
+        }
+        family = self._family()
+        for kind in Kind.values:
+            for status in Status.values:
+                family.add_metric([kind, status], counts.get((kind, status), 0))
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("chat2api_credentials", "Credentials by kind and status", labels=["kind", "status"])
+
+
+def _multiprocess() -> bool:
+    return bool(settings.PROMETHEUS_MULTIPROC_DIR)
+
+
+if not _multiprocess():
+    REGISTRY.register(CredentialStates())
+
+
+def exposition() -> bytes:
+    """The text format; with several processes, their files summed into a fresh registry (as the library asks)."""
+    if not _multiprocess():
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(CredentialStates())
+    return generate_latest(registry)
+
+
+async def view(request: HttpRequest) -> HttpResponse:
+    """`GET /metrics` with `Authorization: Bearer <METRICS_TOKEN>`; without the setting there is no such page."""
+    if not settings.METRICS_TOKEN:
+        return unexpected(request, Http404())
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.METRICS_TOKEN.encode()):
+        return error_response(APIError(401, "A valid metrics bearer token is required.", code="invalid_api_key"))
+    if request.method != "GET":
+        return error_response(APIError(405, f"Method {request.method} is not allowed here.", code="method_not_allowed"))
+    return HttpResponse(await in_thread(exposition), content_type=CONTENT_TYPE_LATEST)
