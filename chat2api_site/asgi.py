@@ -186,11 +186,12 @@ def close_resources(response) -> None:
     response.closed = True
 
 
-from chat2api_site import daphne_limits, limits  # noqa: E402
+from chat2api_site import daphne_limits, limits, logs  # noqa: E402
 from chat2api_site.urls import API_ROOT  # noqa: E402
 from openai_compat.errors import unexpected  # noqa: E402
 
 daphne_limits.install()
+logs.install()
 
 api = APIHandler()
 

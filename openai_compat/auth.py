@@ -11,8 +11,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from common.logs import bind_request_id
 from openai_compat import metrics
-from openai_compat.errors import APIError, error_response, new_request_id, unexpected
+from openai_compat.errors import APIError, error_response, unexpected
 from openai_compat.services import Caller
 from tokens import services as token_services
 from tokens.models import Kind
@@ -78,6 +79,8 @@ async def exchange_own(refresh_token: str, address: str) -> str:
 
 
 def cors_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """What every API reply carries, preflights included: its request id, and CORS."""
+    response["X-Request-Id"] = request.request_id
     response["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
     response["Access-Control-Expose-Headers"] = "X-Conversation-Id, Retry-After, X-Request-Id"
     response["Vary"] = "Origin"
@@ -100,9 +103,9 @@ def api_view(methods: tuple[str, ...]) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @functools.wraps(view)
         async def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            request.request_id = bind_request_id(request.headers.get("X-Request-Id"))
             if request.method == "OPTIONS":
                 return preflight(request)
-            request.request_id = new_request_id()
             observation = metrics.begin(request)
             try:
                 if request.method not in methods:
@@ -113,7 +116,6 @@ def api_view(methods: tuple[str, ...]) -> Callable[[View], View]:
             except Exception as exc:
                 response = unexpected(request, exc)
             metrics.finish_on_close(response, observation)
-            response["x-request-id"] = request.request_id
             return cors_headers(request, response)
 
         return wrapper

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 import orjson
 import redis
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
+
+from common.logs import bind_request_id, new_request_id  # noqa: F401 (the renderers import new_request_id here)
 
 log = logging.getLogger(__name__)
 # Redis did not answer (down, or no free connection within REDIS_TIMEOUT): the server cannot serve now.
@@ -42,17 +43,13 @@ def error_response(err: APIError) -> HttpResponse:
     return response
 
 
-def new_request_id() -> str:
-    return f"req_{uuid.uuid4().hex}"
-
-
 def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     """The answer to an exception that no code below the view turned into an `APIError`.
 
     Django's own answers would be HTML pages; an API client gets the OpenAI shape instead. A server fault
     is logged here, once, under the request id that the client sees in the message and `x-request-id`.
     """
-    request_id = getattr(request, "request_id", "") or new_request_id()
+    request_id = getattr(request, "request_id", "") or bind_request_id(request.headers.get("X-Request-Id"))
     response = error_response(_error_for(request, exc, request_id))
     response["x-request-id"] = request_id
     response._has_been_logged = True  # Django would log every 4xx/5xx again, without the request id
@@ -72,11 +69,12 @@ def _error_for(request: HttpRequest, exc: Exception, request_id: str) -> APIErro
 def fault(exc: Exception, request_id: str, where: str) -> APIError:
     """A server-side failure (Redis unavailable, or a bug) as the client sees it, logged once under `request_id`;
     also the error event of a stream that such a failure ends after its headers went out."""
+    line = {"request_id": request_id}  # the log line's id is the one in the client's message
     if isinstance(exc, REDIS_UNAVAILABLE):
-        log.error("request %s: Redis unavailable: %s", request_id, exc)
+        log.error("Redis unavailable: %s", exc, extra=line)
         message = f"The server is temporarily unavailable; retry shortly (request ID {request_id})."
         return APIError(503, message, "server_error", code="service_unavailable", headers={"Retry-After": "1"})
-    log.error("request %s: %s failed", request_id, where, exc_info=exc)
+    log.error("%s failed", where, exc_info=exc, extra=line)
     message = f"The server had an error while processing your request (request ID {request_id})."
     return APIError(500, message, "server_error")
 
