@@ -26,6 +26,12 @@ def new_request_id() -> str:
     return f"req_{uuid.uuid4().hex}"
 
 
+def current_request_id() -> str:
+    """The id of the request this code runs for (a stream's error event names the id of its reply), else a new one."""
+    request_id = REQUEST_ID.get()
+    return new_request_id() if request_id == NO_REQUEST else request_id
+
+
 def bind_request_id(sent: str | None) -> str:
     """The id of the request starting in this task: the client's own when sane, else a new one."""
     request_id = sent if sent and SANE_ID.fullmatch(sent) else new_request_id()

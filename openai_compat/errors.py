@@ -9,7 +9,7 @@ import redis
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 
-from common.logs import bind_request_id, new_request_id  # noqa: F401 (the renderers import new_request_id here)
+from common.logs import bind_request_id
 
 log = logging.getLogger(__name__)
 # Redis did not answer (down, or no free connection within REDIS_TIMEOUT): the server cannot serve now.

@@ -10,8 +10,9 @@ from typing import Any
 
 from django.conf import settings
 
+from common.logs import current_request_id
 from openai_compat import sse
-from openai_compat.errors import APIError, fault, new_request_id
+from openai_compat.errors import APIError, fault
 from openai_compat.lifecycle import Starting
 from openai_compat.schema import ChatRequest
 from openai_compat.services import Answer
@@ -77,7 +78,7 @@ async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[byte
     except UpstreamError as err:
         yield sse.frame(APIError(502, f"The upstream failed mid-answer: {err.message}", type=err.type).body())
     except Exception as exc:  # the headers are out: a fault can only end the stream with an error event
-        yield sse.frame(fault(exc, new_request_id(), "a stream").body())
+        yield sse.frame(fault(exc, current_request_id(), "a stream").body())
     finally:
         await answer.close()
 
@@ -95,7 +96,7 @@ async def sse_events(starting: Starting, request: ChatRequest) -> AsyncIterator[
         yield sse.frame(err.body())
         return
     except Exception as exc:
-        yield sse.frame(fault(exc, new_request_id(), "a stream's start").body())
+        yield sse.frame(fault(exc, current_request_id(), "a stream's start").body())
         return
     async for frame in sse_stream(answer, request):
         yield frame

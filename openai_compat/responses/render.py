@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from django.conf import settings
 
+from common.logs import current_request_id
 from openai_compat import sse
-from openai_compat.errors import APIError, fault, new_request_id
+from openai_compat.errors import APIError, fault
 from openai_compat.lifecycle import Starting
 from openai_compat.schema import ChatRequest
 from openai_compat.services import Answer
@@ -284,7 +285,7 @@ async def stream_events(
         yield _failed_start(request, response_id, err)
         return
     except Exception as exc:
-        yield _failed_start(request, response_id, fault(exc, new_request_id(), "a stream's start"))
+        yield _failed_start(request, response_id, fault(exc, current_request_id(), "a stream's start"))
         return
     async for frame in _answer_events(answer, request, chat, response_id, finish):
         yield frame
@@ -312,7 +313,7 @@ async def _answer_events(
     except UpstreamError as err:
         yield numbered(builder.failed(err.status, f"The upstream failed mid-answer: {err.message}"))
     except Exception as exc:  # the headers are out: a fault can only end the stream with `response.failed`
-        err = fault(exc, new_request_id(), "a stream")
+        err = fault(exc, current_request_id(), "a stream")
         yield numbered(builder.failed(err.status, err.message))
     finally:
         await answer.close()
