@@ -4,6 +4,7 @@ on the log lines of that request, and `LOG_FORMAT=json` writes one JSON object p
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import json
 import logging
@@ -107,8 +108,8 @@ def formatted(formatter: logging.Formatter, sent_id: str | None, exc: BaseExcept
             bind_request_id(sent_id)
         await asyncio.ensure_future(asyncio.to_thread(log.error, "upstream\nfailed", exc_info=exc))
 
-    try:
-        asyncio.run(request())
+    try:  # a context of its own: another test of this process may have bound an id in the current one
+        contextvars.Context().run(asyncio.run, request())
     finally:
         log.removeHandler(handler)
     return out.getvalue()
