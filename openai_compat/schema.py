@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from openai_compat.errors import APIError, invalid
 from openai_compat.validation import (
     Check,
@@ -21,6 +19,7 @@ from openai_compat.validation import (
     enum,
     fields,
     integer,
+    json_object,
     nullable,
     number,
     string,
@@ -188,16 +187,16 @@ FIELDS: dict[str, Check] = {
 }
 
 
-def parse_chat_request(raw: bytes) -> ChatRequest:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise invalid(None, "We could not parse the JSON body of your request. It must be a JSON object.") from None
-    if not isinstance(body, dict):
-        raise invalid(None, "The request body must be a JSON object.")
+def model_of(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("model", "you must provide a model parameter (a non-empty string).")
+    return model
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    body = json_object(raw)
+    model = model_of(body)
     messages = _messages(body.get("messages"))
     for name, value in body.items():
         if (rule := FIELDS.get(name)) is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from openai_compat.errors import invalid
 from openai_compat.schema import FIELDS as CHAT_FIELDS
+from openai_compat.schema import model_of
 from openai_compat.validation import (
     Check,
     any_object,
@@ -204,9 +205,7 @@ INPUT = either((str, non_empty), (list, array(item, 1)), expected="a string or a
 
 def parse_responses_request(raw: bytes) -> ResponsesRequest:
     body = json_object(raw)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise invalid("model", "you must provide a model parameter (a non-empty string).")
+    model = model_of(body)
     items = body.get("input")
     if items is None:
         raise invalid("input", "Missing required parameter: 'input'.", code="missing_required_parameter")
