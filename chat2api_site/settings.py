@@ -263,6 +263,7 @@ STORAGES = {
 LOG_LEVEL: str = _read("str", "LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 # `json`: one JSON object per line (common/logs.py). Either way every line carries its API request's id.
 LOG_FORMAT: str = _read("str", "LOG_FORMAT", "plain", choices=("plain", "json"))
+LOGGING_CONFIG = "common.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -9,6 +9,7 @@ carry "-".
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
 import uuid
 from contextvars import ContextVar
@@ -24,6 +25,13 @@ SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 def new_request_id() -> str:
     return f"req_{uuid.uuid4().hex}"
+
+
+def configure(config: dict) -> None:
+    """Django's `LOGGING_CONFIG`: the dict config, and Python's warnings as log lines (a bare warning's text would
+    break a JSON log)."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
 
 
 def current_request_id() -> str:
