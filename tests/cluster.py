@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import psycopg
 import redis
 
-from tests.gateway import ROOT
+from tests.gateway import ROOT, Gateway
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
 # The tests' own Redis database. Each user of it works under a key prefix of its own and deletes only those
@@ -33,6 +33,20 @@ def postgres_database(name: str) -> Iterator[str]:
     finally:
         with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def two_nodes(env: dict[str, str]) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two gateway processes on one environment (database, Redis), stopped however the test ends."""
+    a = Gateway(env).start()
+    try:
+        b = Gateway(env).start()
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
 
 
 def manage(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

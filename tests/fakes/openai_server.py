@@ -137,12 +137,17 @@ class OpenAIFake(FakeServer):
 
 
 def make_app(server_ref: list[OpenAIFake] | None = None, delay: float = 0.0) -> web.Application:
-    async def chat(request: web.Request) -> web.StreamResponse:
+    async def received(request: web.Request) -> tuple[str, dict]:
+        """The caller's key and the body, counted and kept."""
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         body = await request.json()
         if server_ref:
             server_ref[0].calls[key] += 1
             server_ref[0].requests.append(body)
+        return key, body
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        key, body = await received(request)
         model = body.get("model", "fake-model")
         once = FAIL_ONCE.search(json.dumps(body.get("messages")))
         if once and server_ref and once.group() not in server_ref[0].failed_once:
@@ -185,11 +190,7 @@ def make_app(server_ref: list[OpenAIFake] | None = None, delay: float = 0.0) -> 
         return response
 
     async def responses(request: web.Request) -> web.StreamResponse:
-        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        body = await request.json()
-        if server_ref:
-            server_ref[0].calls[key] += 1
-            server_ref[0].requests.append(body)
+        key, body = await received(request)
         if refused := _refusal(key):
             return refused
         events = ResponsesStream(body, failed=key.startswith("sk-err")).events()

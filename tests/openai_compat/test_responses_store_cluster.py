@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.cluster import postgres_database, run_python
+from tests.cluster import postgres_database, run_python, two_nodes
 from tests.fakes.openai_server import ANSWER
 from tests.gateway import Gateway
 
@@ -23,13 +23,11 @@ KEY = (
 
 @pytest.fixture
 def nodes() -> Iterator[tuple[str, Gateway, Gateway]]:
-    with postgres_database(f"chat2api_test_responses_cluster_{os.getpid()}") as url:
-        a, b = Gateway({"DATABASE_URL": url}).start(), Gateway({"DATABASE_URL": url}).start()
-        try:
-            yield url, a, b
-        finally:
-            a.stop()
-            b.stop()
+    with (
+        postgres_database(f"chat2api_test_responses_cluster_{os.getpid()}") as url,
+        two_nodes({"DATABASE_URL": url}) as (a, b),
+    ):
+        yield url, a, b
 
 
 def test_a_response_made_on_one_node_is_continued_read_and_deleted_on_another(nodes, fake_openai):

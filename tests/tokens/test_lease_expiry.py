@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.cluster import manage, postgres_database, redis_namespace
+from tests.cluster import manage, postgres_database, redis_namespace, two_nodes
 from tests.gateway import Gateway
 
 TTL = 2.0  # renewed every TTL / 3; the fake's long answer (about 6 s) outlives it three times
@@ -37,12 +37,8 @@ def nodes(fake_openai) -> Iterator[tuple[Gateway, Gateway, Callable[[], int]]]:
             keys = client.scan_iter(f"{prefix}:{{pool}}:leases:*")
             return sum(client.zcount(key, f"({time.time()}", "+inf") for key in keys)
 
-        a, b = Gateway(env).start(), Gateway(env).start()
-        try:
+        with two_nodes(env) as (a, b):
             yield a, b, leases
-        finally:
-            a.stop()
-            b.stop()
 
 
 def test_a_killed_node_frees_its_slot_within_the_lease_ttl(nodes, fake_openai):

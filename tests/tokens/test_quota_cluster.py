@@ -13,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.cluster import manage, postgres_database, redis_namespace
+from tests.cluster import manage, postgres_database, redis_namespace, two_nodes
 from tests.fakes import codex_server
 from tests.gateway import Gateway
 
@@ -46,12 +46,8 @@ def nodes(fake_codex) -> Iterator[tuple[Gateway, Gateway, dict[str, str]]]:
             "POOL_RELOAD_SECONDS": str(RELOAD_SECONDS),
         }
         manage(env, "shell", "-c", SETUP)
-        a, b = Gateway(env).start(), Gateway(env).start()
-        try:
+        with two_nodes(env) as (a, b):
             yield a, b, env
-        finally:
-            a.stop()
-            b.stop()
 
 
 def ask(node: Gateway) -> httpx.Response:
