@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from tests.fakes.codex_issuer import codex_jwt
 from tokens.models import Credential, Kind
 
 
-def openai_key(base_url: str, api_key: str, models: list[str] | None = None) -> Credential:
+def openai_key(base_url: str, api_key: str, models: list[str] | None = None, **fields: Any) -> Credential:
     return Credential.objects.create(
-        kind=Kind.OPENAI, base_url=base_url, api_key=api_key, model_names=models or ["fake-model"]
+        kind=Kind.OPENAI, base_url=base_url, api_key=api_key, model_names=models or ["fake-model"], **fields
     )
 
 

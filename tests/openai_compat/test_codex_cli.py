@@ -46,9 +46,7 @@ def test_round_trip_over_an_openai_key(gateway, fake_openai, tmp_path, wire_api)
     """An `openai` key, translated to Chat Completions or passed to its own `/responses`. Its fake calls the first
     tool (`exec_command`) with "Paris" for every string property; the CLI refuses those arguments and sends the
     refusal back as the call's output, which the fake quotes: a whole round trip all the same."""
-    key = openai_key(fake_openai.url + "/v1", f"sk-ok-cli-{wire_api}", ["fake-model"])
-    key.wire_api = wire_api
-    key.save(update_fields=["wire_api"])
+    openai_key(fake_openai.url + "/v1", f"sk-ok-cli-{wire_api}", ["fake-model"], wire_api=wire_api)
     settle()
     run = codex_exec(gateway.url, tmp_path, "Say hello", "fake-model")
     assert run.code == 0 and run.answer.startswith("The tool said: "), explain(run, gateway)

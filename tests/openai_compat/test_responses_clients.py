@@ -53,10 +53,8 @@ def credential(kind: str, openai_url: str) -> Upstream:
         chatgpt_account("at-ok-clients")
         found = Upstream(kind, "gpt-4o", chatgpt_server.ANSWER)
     else:
-        key = openai_key(openai_url + "/v1", f"sk-ok-{kind}", ["fake-model"])
-        if kind == "openai-responses":
-            key.wire_api = WireApi.RESPONSES
-            key.save(update_fields=["wire_api"])
+        wire_api = WireApi.RESPONSES if kind == "openai-responses" else WireApi.CHAT
+        openai_key(openai_url + "/v1", f"sk-ok-{kind}", ["fake-model"], wire_api=wire_api)
         found = Upstream(kind, "fake-model", openai_server.ANSWER)
     settle()
     return found
