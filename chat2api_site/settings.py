@@ -134,6 +134,14 @@ FILE_LINK_SECONDS: int = _read("int", "FILE_LINK_SECONDS", 24 * 3600, minimum=1)
 # when their JSON (the whole conversation and the response) is larger than RESPONSES_MAX_BYTES.
 RESPONSES_TTL: int = _read("int", "RESPONSES_TTL", 30 * 24 * 3600, minimum=60)
 RESPONSES_MAX_BYTES: int = _read("int", "RESPONSES_MAX_BYTES", 16 * 1024 * 1024, minimum=1)
+# Client keys (`manage.py create_client_key`, the admin): how long a process trusts what it read of a key (an admin
+# edit, e.g. disabling it, reaches every process within this), and how many tokens a request reserves of a key's
+# budgets and tokens-per-minute while it runs when it sets no `max_tokens` (settled to what it used at its end).
+CLIENT_KEY_CACHE_SECONDS: float = _read("float", "CLIENT_KEY_CACHE_SECONDS", 5.0, minimum=0)
+RESERVE_TOKENS: int = _read("int", "RESERVE_TOKENS", 4096, minimum=1)
+# The request log (every API request: key, model, credential, tokens, timings) is kept this many days; the daily
+# roll-ups stay.
+REQUEST_LOG_DAYS: int = _read("int", "REQUEST_LOG_DAYS", 30, minimum=1)
 # The bearer a Prometheus scraper sends to GET /metrics; empty: no /metrics at all (404).
 METRICS_TOKEN: str = _read("str", "METRICS_TOKEN", "")
 # Where several worker processes keep their metrics (prometheus-client reads the variable itself, and set but empty
@@ -306,6 +314,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tokens.tasks.refresh_due",
         "schedule": 300.0,
         "options": {"expire_seconds": 240},
+    },
+    "prune-request-log": {
+        "task": "tokens.tasks.prune_request_log",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 3000},
     },
     "prune-stored-responses": {
         "task": "openai_compat.tasks.prune_responses",

@@ -137,3 +137,114 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.credential_id} {self.model}"
+
+
+class ClientKey(models.Model):
+    """A key the gateway hands to one of its users, with that user's limits. Only a digest of the key is stored
+    (`tokens.clients`); `prefix` is its first characters, enough to tell keys apart in lists."""
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never.")
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text='Model names or globs (e.g. "gpt-5*"); empty allows every model.'
+    )
+    rpm = models.PositiveIntegerField("requests per minute", default=0, help_text="0 = unlimited")
+    tpm = models.PositiveIntegerField("tokens per minute", default=0, help_text="0 = unlimited")
+    max_concurrency = models.PositiveIntegerField("concurrent requests", default=0, help_text="0 = unlimited")
+    daily_tokens = models.PositiveBigIntegerField("tokens per day", default=0, help_text="0 = unlimited")
+    monthly_tokens = models.PositiveBigIntegerField("tokens per month", default=0, help_text="0 = unlimited")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "client key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Outcome(models.TextChoices):
+    """How a request ended, as the request log records it."""
+
+    COMPLETED = "completed", "Completed"
+    CLIENT_CANCELLED = "client_cancelled", "Client cancelled"
+    UPSTREAM_ERROR = "upstream_error", "Upstream error"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    OVER_BUDGET = "over_budget", "Over budget"
+    REFUSED = "refused", "Refused (client error)"
+    SERVER_ERROR = "server_error", "Server error"
+
+
+class RequestLog(models.Model):
+    """One API request, written in batches off the request path (`tokens.usage`) and kept `REQUEST_LOG_DAYS`.
+
+    The key and the credential are plain ids without a database constraint: the log is history, so deleting a
+    key or a credential neither deletes its rows nor fails a batch that names it."""
+
+    created_at = models.DateTimeField(db_index=True, help_text="When the request arrived.")
+    client_key = models.ForeignKey(
+        ClientKey, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    endpoint = models.CharField(max_length=64)
+    model = models.CharField(max_length=200, blank=True)
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, blank=True)
+    status = models.PositiveSmallIntegerField()
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    first_byte_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Until the upstream's first output.")
+    duration_ms = models.PositiveIntegerField()
+    request_id = models.CharField(max_length=128, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["client_key", "created_at"], name="requestlog_key_time"),
+            models.Index(fields=["credential", "created_at"], name="requestlog_credential_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.endpoint} {self.status}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class DailyUsage(models.Model):
+    """Requests and tokens per day (in `TIME_ZONE`), client key, credential and model; upserted with each batch
+    of the request log and kept after the log is pruned. `key_id` and `credential_id` are 0 for none (an
+    `AUTHORIZATION` code holder, a caller's own token), so the unique constraint can catch every row."""
+
+    day = models.DateField()
+    key_id = models.PositiveBigIntegerField(default=0)
+    credential_id = models.PositiveBigIntegerField(default=0)
+    model = models.CharField(max_length=200)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "key_id", "credential_id", "model"], name="one_usage_row_per_day")
+        ]
+        indexes = [
+            models.Index(fields=["key_id", "day"], name="dailyusage_key_day"),
+            models.Index(fields=["credential_id", "day"], name="dailyusage_credential_day"),
+        ]
+        verbose_name_plural = "daily usage"
+
+    def __str__(self) -> str:
+        return f"{self.day} key {self.key_id} credential {self.credential_id} {self.model}"
