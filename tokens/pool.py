@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from common.db import in_thread
-from tokens import health, quota, services
+from tokens import health, quota, services, usage
 from tokens.leases import Holdings
 from tokens.models import Credential, Kind, Status, mask
 from tokens.services import ANY_MODEL
@@ -160,6 +160,7 @@ class CredentialPool:
             try:
                 await self.reload()
                 await self.flush_usage()
+                await usage.flush()
                 last_failure = ""
             except Exception as exc:  # the watcher must outlive a database hiccup; say so once, not every tick
                 if repr(exc) != last_failure:

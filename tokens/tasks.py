@@ -1,10 +1,10 @@
-"""Celery tasks: thin adapters that take ids and call `tokens.refreshing` and `tokens.discovery`."""
+"""Celery tasks: thin adapters that take ids and call `tokens.refreshing`, `tokens.discovery` and `tokens.usage`."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from tokens import discovery, refreshing
+from tokens import discovery, refreshing, usage
 
 
 @shared_task(ignore_result=True)
@@ -30,6 +30,11 @@ def refresh_due() -> int:
 def refresh_all() -> int:
     """The seed's forced pass (SCHEDULED_REFRESH): every credential with a RefreshToken."""
     return _enqueue(refreshing.due_credential_ids(force=True), force=True)
+
+
+@shared_task(ignore_result=True)
+def prune_request_log() -> int:
+    return usage.prune()
 
 
 def _enqueue(ids: list[int], force: bool) -> int:
