@@ -21,7 +21,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--key", metavar="NAME", help="Only this client key.")
-        parser.add_argument("--since", type=date.fromisoformat, metavar="DATE", help="First day (default: 30 days ago).")
+        parser.add_argument(
+            "--since", type=date.fromisoformat, metavar="DATE", help="First day (default: 30 days ago)."
+        )
         parser.add_argument("--json", dest="as_json", action="store_true", help="A JSON list of rows, nothing else.")
 
     def handle(self, *args, key: str | None, since: date | None, as_json: bool, **options) -> None:
@@ -55,5 +57,8 @@ def _as_table(report: list[dict]) -> str:
 
 
 def _line(cells: list, widths: list[int]) -> str:
-    text = [str(cell).ljust(w) if i < 3 else str(cell).rjust(w) for i, (cell, w) in enumerate(zip(cells, widths))]
+    text = [
+        str(cell).ljust(w) if i < 3 else str(cell).rjust(w)
+        for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+    ]
     return "  ".join(text).rstrip()
