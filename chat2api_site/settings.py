@@ -307,6 +307,8 @@ else:
     }
     (_QUEUE_DIR / "done").mkdir(parents=True, exist_ok=True)
 CELERY_TASK_IGNORE_RESULT = True
+# Worker and beat log through LOGGING (LOG_FORMAT=json included, with the request-id filter), not Celery's own handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {

@@ -12,9 +12,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from common.logs import bind_request_id
-from openai_compat import metrics
+from openai_compat import accounting
 from openai_compat.errors import APIError, error_response, unexpected
 from openai_compat.services import Caller
+from tokens import clients
 from tokens import services as token_services
 from tokens.models import Kind
 from tokens.pool import PooledCredential
@@ -23,13 +24,15 @@ from tokens.shapes import is_access_token, is_refresh_token
 from tokens.throttle import Throttle, by_address, client_address
 
 View = Callable[..., Awaitable[HttpResponse]]
+EXPOSED = ", ".join(("X-Conversation-Id", "Retry-After", "X-Request-Id", *accounting.LIMIT_HEADERS))
 # Refused RefreshTokens per client address: the server must not become a free oracle for guessing them.
 OWN_TOKEN_THROTTLE = Throttle("own-token")
 
 
 async def caller_from(request: HttpRequest) -> Caller:
-    """A Bearer equal to an `AUTHORIZATION` code uses the pool; one shaped like a ChatGPT AccessToken or
-    RefreshToken (`token` or `token,account_id`) is the caller's own, when `ALLOW_OWN_TOKENS`; else 401."""
+    """A Bearer equal to an `AUTHORIZATION` code, or an enabled client key, uses the pool; one shaped like a ChatGPT
+    AccessToken or RefreshToken (`token` or `token,account_id`) is the caller's own, when `ALLOW_OWN_TOKENS`;
+    else 401."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -39,6 +42,11 @@ async def caller_from(request: HttpRequest) -> Caller:
         )
     if any(hmac.compare_digest(token, code) for code in settings.AUTHORIZATION):
         return Caller(scope=scope_of(token))
+    if token.startswith(clients.KEY_PREFIX):
+        key = await clients.lookup(token)
+        if key is None:
+            raise wrong_key()
+        return Caller(key=key, scope=scope_of(token))
     secret, _, account_id = token.partition(",")
     secret, account_id = secret.strip(), account_id.strip() or request.headers.get("ChatGPT-Account-ID", "")
     if not settings.ALLOW_OWN_TOKENS:
@@ -82,7 +90,7 @@ def cors_headers(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """What every API reply carries, preflights included: its request id, and CORS."""
     response["X-Request-Id"] = request.request_id
     response["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
-    response["Access-Control-Expose-Headers"] = "X-Conversation-Id, Retry-After, X-Request-Id"
+    response["Access-Control-Expose-Headers"] = EXPOSED
     response["Vary"] = "Origin"
     return response
 
@@ -106,16 +114,22 @@ def api_view(methods: tuple[str, ...]) -> Callable[[View], View]:
             request.request_id = bind_request_id(request.headers.get("X-Request-Id"))
             if request.method == "OPTIONS":
                 return preflight(request)
-            observation = metrics.begin(request)
+            ticket = accounting.open_ticket(request)
             try:
                 if request.method not in methods:
                     raise APIError(405, f"Method {request.method} is not allowed here.", code="method_not_allowed")
-                response = await view(request, await caller_from(request), *args, **kwargs)
+                caller = await caller_from(request)
+                accounting.identify(ticket, caller.key, caller.own is not None)
+                response = await view(request, caller, *args, **kwargs)
             except APIError as err:
+                ticket.error_code = err.code or ""
                 response = error_response(err)
             except Exception as exc:
                 response = unexpected(request, exc)
-            metrics.finish_on_close(response, observation)
+            except BaseException:  # cancelled: the client left before a response was made
+                accounting.abandoned(ticket)
+                raise
+            accounting.finish_on_close(response, ticket)
             return cors_headers(request, response)
 
         return wrapper

@@ -84,6 +84,5 @@ def invalid(param: str | None, message: str, code: str | None = None) -> APIErro
 
 
 def model_not_found(model: str) -> APIError:
-    return APIError(
-        404, f"The model '{model}' does not exist or is not served here.", param="model", code="model_not_found"
-    )
+    message = f"The model '{model}' does not exist or you do not have access to it."
+    return APIError(404, message, param="model", code="model_not_found")

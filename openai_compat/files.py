@@ -21,6 +21,7 @@ from django.core.signing import TimestampSigner
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 
+from common.logs import bind_request_id
 from openai_compat.errors import APIError, error_response
 from openai_compat.upstreams.base import UpstreamCredential, UpstreamError
 from openai_compat.upstreams.chatgpt_files import open_download
@@ -72,6 +73,14 @@ def read_link(token: str) -> tuple[int | PooledCredential, Asset]:
 
 
 async def download(request: HttpRequest, token: str) -> HttpResponse:
+    """A generated file, relayed from the upstream; the reply carries its request id as API replies do."""
+    request_id = bind_request_id(request.headers.get("X-Request-Id"))
+    response = await _download(request, token)
+    response["X-Request-Id"] = request_id
+    return response
+
+
+async def _download(request: HttpRequest, token: str) -> HttpResponse:
     try:
         if request.method not in ("GET", "HEAD"):
             raise APIError(405, f"Method {request.method} is not allowed here.", code="method_not_allowed")

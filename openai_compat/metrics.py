@@ -3,17 +3,13 @@
 With several worker processes (`uvicorn --workers N`) each process writes its values into files under
 `PROMETHEUS_MULTIPROC_DIR` and a scrape sums them, whichever worker answers it; unset, one process keeps
 them in memory. Refreshes are counted where their outcome is decided (`tokens.refreshing.REFRESHES`: `tokens`
-may not import this package). The hot path pays a few label lookups: what one API request was about lives
-in a context variable (`Observation`) that `auth.api_view` opens and the chat pipeline fills in.
+may not import this package). The hot path pays a few label lookups, at the end of each request (`accounting`).
 """
 
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db.models import Count
@@ -50,56 +46,16 @@ LEASES = Gauge("chat2api_leases_in_flight", "Credential slots held by requests",
 TOKENS = Counter("chat2api_tokens", "Tokens of finished answers by key, model and type", ["key", "model", "type"])
 
 
-@dataclass(slots=True)
-class Observation:
-    """One API request as the metrics see it; the pipeline fills in the model and the credential kind."""
-
-    endpoint: str
-    model: str = ""
-    kind: str = ""
-    started: float = field(default_factory=time.perf_counter)
+def finished(endpoint: str, model: str, kind: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(endpoint, model, kind, status).inc()
+    DURATION.labels(endpoint).observe(seconds)
 
 
-_current: ContextVar[Observation | None] = ContextVar("chat2api_observation", default=None)
-
-
-def begin(request: HttpRequest) -> Observation:
-    """Open the observation of an API request (its route, not its path: ids stay out of the labels)."""
-    route = request.resolver_match.route if request.resolver_match else request.path
-    prefix = f"{settings.API_PREFIX}/" if settings.API_PREFIX else ""
-    observation = Observation("/" + route.removeprefix(prefix))
-    _current.set(observation)
-    return observation
-
-
-def asked(model: str) -> None:
-    if (observation := _current.get()) is not None:
-        observation.model = model[:MODEL_CHARS]
-
-
-def answering(kind: str) -> None:
-    """The upstream's first output is in hand: the time to first byte."""
-    if (observation := _current.get()) is not None:
-        observation.kind = kind
-        FIRST_BYTE.labels(observation.endpoint, kind).observe(time.perf_counter() - observation.started)
-
-
-def finish_on_close(response: HttpResponse, observation: Observation) -> None:
-    """Count the request once its body was sent (a stream's end), whenever the server closes the response."""
-
-    def finished() -> None:
-        REQUESTS.labels(observation.endpoint, observation.model, observation.kind, response.status_code).inc()
-        DURATION.labels(observation.endpoint).observe(time.perf_counter() - observation.started)
-
-    response._resource_closers.append(finished)  # Django's own hook for what `close()` must run
-
-
-def count_tokens(own: bool, model: str, usage: dict[str, int] | None) -> None:
-    """Tokens by key: `code` for the pool's callers (an `AUTHORIZATION` code), `own` for callers' own tokens."""
-    key, model = "own" if own else "code", model[:MODEL_CHARS]
+def count_tokens(key: str, model: str, tokens: dict[str, int]) -> None:
+    """Tokens by key: a client key's name, `code` for `AUTHORIZATION` code holders, `own` for callers' own tokens."""
     for kind in ("prompt", "completion"):
-        if usage and usage.get(f"{kind}_tokens"):
-            TOKENS.labels(key, model, kind).inc(usage[f"{kind}_tokens"])
+        if tokens[f"{kind}_tokens"]:
+            TOKENS.labels(key, model, kind).inc(tokens[f"{kind}_tokens"])
 
 
 class CredentialStates:

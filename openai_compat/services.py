@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from openai_compat import catalog, metrics
+from openai_compat import accounting, catalog, metrics
 from openai_compat.errors import APIError, invalid, model_not_found
 from openai_compat.registry import UPSTREAMS
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
 from tokens import refreshing
 from tokens import services as token_services
+from tokens.clients import KeyPolicy
 from tokens.models import Kind, Status
 from tokens.pool import Lease, NoCredential, PooledCredential, pool
 from tokens.refresh import RefreshFailed
@@ -34,6 +35,7 @@ class Caller:
     """Who is asking: an `AUTHORIZATION` code holder (served by the pool) or the owner of `own`."""
 
     own: PooledCredential | None = None
+    key: KeyPolicy | None = None  # the caller's client key, with its models and limits
     affinity: str = ""  # a stable key (e.g. a seed token's) the pool keeps on one credential while usable
     scope: str = ""  # who owns what this caller stores (stored responses): a digest of its key, never the key
 
@@ -80,9 +82,10 @@ class Answer:
     lease: Lease | None = None  # the pool slot this answer holds; None for a caller's own token
     usage: dict[str, int] | None = None  # set by the renderer once the answer is complete
     closed: bool = False
+    ticket: accounting.Ticket | None = None
 
     def __post_init__(self) -> None:
-        metrics.answering(self.cred.kind)
+        self.ticket = accounting.answering(self.cred.kind, self.cred.id)
 
     @property
     def conversation_id(self) -> str:
@@ -111,7 +114,8 @@ class Answer:
             await self.rest.aclose()
         finally:
             pool.record_use(self.cred, self.model, self.failed, self.usage)
-            metrics.count_tokens(self.cred.id is None, self.model, self.usage)
+            if self.ticket is not None:
+                accounting.answered(self.ticket, self.usage, self.failed)
             if lease is not None:
                 await _release(lease)
                 if self.failed:
@@ -122,7 +126,7 @@ class Answer:
 
 async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
     """Try credentials until one starts answering; raise `APIError` when none does."""
-    metrics.asked(request.model)
+    await accounting.admit(request, caller.key)
     if caller.own is not None:
         return await _start_own(request, caller.own)
     await pool.ready()

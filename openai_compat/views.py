@@ -72,7 +72,8 @@ async def _models(caller: Caller) -> dict[str, int]:
     if caller.own is not None:
         return dict.fromkeys(catalog.chatgpt_model_names(), 0)
     await pool.ready()
-    return available_models()
+    served = available_models()
+    return served if caller.key is None else {name: c for name, c in served.items() if caller.key.allows(name)}
 
 
 def _model_object(name: str, created: int) -> dict:

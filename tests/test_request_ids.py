@@ -18,6 +18,7 @@ from common.logs import JSONFormatter, RequestIdFilter, bind_request_id
 from tests.cluster import run_python
 from tests.factories import openai_key
 from tests.gateway import Gateway, eventually, settle
+from tests.processes import platform_env, spawn, stop, wait_until
 
 AUTH = {"Authorization": "Bearer test-code"}
 MODEL = "request-id-model"
@@ -69,6 +70,7 @@ def test_an_upstream_failure_is_logged_under_the_reply_id(json_gateway, fake_ope
         ("GET", "/v1/models", {}),  # 401
         ("GET", "/v1/no-such-route", AUTH),  # an unknown path: 404
         ("PUT", "/v1/models", AUTH),  # 405
+        ("GET", "/v1/files/not-a-signed-link", {}),  # a generated file's link (no API key): 404
         ("OPTIONS", "/v1/chat/completions", {"Origin": "https://example.com"}),  # a CORS preflight
     ],
 )
@@ -133,6 +135,21 @@ def test_plain_lines_show_the_id():
 
     plain = logging.Formatter(settings.LOGGING["formatters"]["plain"]["format"])
     assert "[trace-2] tests.request_ids: upstream" in formatted(plain, "trace-2")
+
+
+def test_a_celery_worker_logs_json_lines(tmp_path):
+    """A worker keeps LOGGING's handlers (JSON with LOG_FORMAT=json) instead of installing Celery's own."""
+    log = tmp_path / "worker.log"
+    env = platform_env(LOG_FORMAT="json", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    worker = spawn("celery -A chat2api_site worker --pool solo --loglevel INFO", env, log)
+    try:
+        wait_until(lambda: "ready" in log.read_text(), "the worker to be ready", timeout=60)
+    finally:
+        stop(worker)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert any("ready" in json.loads(line)["message"] for line in lines), lines[-5:]
+    for line in lines:
+        assert {"time", "level", "logger", "message", "request_id"} <= set(json.loads(line)), line
 
 
 def test_a_bad_log_format_stops_startup_with_one_line():
