@@ -17,12 +17,13 @@ import pytest
 from common.logs import JSONFormatter, RequestIdFilter, bind_request_id
 from tests.cluster import run_python
 from tests.factories import openai_key
-from tests.gateway import Gateway, eventually, settle
+from tests.gateway import ROOT, Gateway, eventually, settle
 from tests.processes import platform_env, spawn, stop, wait_until
 
 AUTH = {"Authorization": "Bearer test-code"}
 MODEL = "request-id-model"
 NEW_ID = re.compile(r"req_[0-9a-f]{32}")
+PROCFILE = ROOT / "Procfile"
 
 
 @pytest.fixture(scope="module", params=["daphne", "uvicorn"])
@@ -141,7 +142,8 @@ def test_a_celery_worker_logs_json_lines(tmp_path):
     """A worker keeps LOGGING's handlers (JSON with LOG_FORMAT=json) instead of installing Celery's own."""
     log = tmp_path / "worker.log"
     env = platform_env(LOG_FORMAT="json", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    worker = spawn("celery -A chat2api_site worker --pool solo --loglevel INFO", env, log)
+    (command,) = [line.partition(": ")[2] for line in PROCFILE.read_text().splitlines() if line.startswith("worker:")]
+    worker = spawn(command, env, log)
     try:
         wait_until(lambda: "ready" in log.read_text(), "the worker to be ready", timeout=60)
     finally:
