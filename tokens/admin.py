@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
@@ -19,13 +22,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
-from django.utils import timezone
-from django.utils.html import format_html_join
-from django.utils.safestring import SafeString
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from tokens import operations, quota
+from tokens import operations, overview, quota, usage
 from tokens.admin_login import ThrottledLoginForm
 from tokens.admin_sign_in import CodexSignInMixin
 from tokens.discovery import fetch_models
@@ -34,11 +36,12 @@ from tokens.importing import ImportResult, import_credentials
 from tokens.models import Credential, Kind, mask
 from tokens.probe import probe
 from tokens.refreshing import refresh_credential
-from tokens.services import ANY_MODEL, cooldowns_of
 
 # Secrets of any credential that an upstream might echo in an error: API keys and JWTs.
 SECRET_PATTERN = re.compile(r"sk-[\w-]{12,}|eyJ[\w-]+\.[\w-]+\.[\w-]+")
 MAX_ERROR_MESSAGES = 20
+USAGE_DAYS = 30
+ERROR_TOOLTIP = 300  # characters of a last error in the list; the form shows it whole
 
 admin.site.login_form = ThrottledLoginForm  # password guessing is slowed down (tokens/throttle.py)
 
@@ -50,14 +53,37 @@ def redact(text: str, cred: Credential) -> str:
     return SECRET_PATTERN.sub(lambda m: mask(m.group()), text)
 
 
+def clipped(text: str, title: str = "", css: str = "pool-clip") -> SafeString:
+    """Cut to the column's width by the style sheet, whole in the tooltip."""
+    return format_html('<span class="{}" title="{}">{}</span>', css, title or text, text)
+
+
+def _unbroken(pieces: Sequence[str]) -> SafeString:
+    """Pieces joined by commas, each kept on one line: a narrow column breaks between them only."""
+    return format_html_join(", ", '<span class="pool-nowrap">{}</span>', ((piece,) for piece in pieces))
+
+
+def _annotate(creds: Sequence[Credential]) -> None:
+    """What the columns read beside the row, fetched for the whole page at once: the quota last reported (one
+    Redis round trip) and the usage of today and of the last 30 days (one query each)."""
+    ids, today = [cred.pk for cred in creds], usage.today()
+    reported = quota.shown(creds)
+    recent = usage.credential_totals(ids, today)
+    month = usage.credential_totals(ids, today - timedelta(days=USAGE_DAYS - 1))
+    for cred in creds:
+        cred.reported_quota = reported.get(cred.pk, {})
+        cred.usage_totals = (recent.get(cred.pk), month.get(cred.pk))
+
+
 @admin.register(Credential)
 class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
     form = CredentialForm
     list_display = (
-        *("id", "kind", "secret", "account_id", "base_url", "status", "short_error", "next_retry", "plan_quota"),
-        *("request_count", "error_count", "last_used_at"),
+        *("id", "short_label", "secret", "short_kind", "upstream", "state", "expires", "last_used"),
+        *("usage_today", "usage_30_days", "plan_quota", "short_error"),
     )
     list_display_links = ("id", "secret")
+    empty_value_display = ""  # a dense list reads better with blanks than with dashes
     list_filter = ("kind", "status", "wire_api")
     search_fields = ("label", "account_id", "base_url")
     actions = (
@@ -65,56 +91,116 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
         *("disable_selected", "enable_selected", "clear_cooldown_selected"),
     )
     readonly_fields = (
-        *("error", "upstream_models", "models_fetched_at"),
-        *("request_count", "error_count", "last_used_at", "created_at", "updated_at"),
+        *("error", "upstream_models", "models_fetched_at", "state", "expires", "model_cooldown_lines", "plan_quota"),
+        *("usage_today", "usage_30_days", "last_used", "created_at", "updated_at"),
     )
     fieldsets = (
         (None, {"fields": ("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "wire_api", "model_names")}),
         ("Models the upstream lists", {"fields": ("upstream_models", "models_fetched_at")}),
         ("Limits", {"fields": ("max_concurrency",)}),
-        ("State", {"fields": ("status", "error", "cooldown_until", "model_cooldowns")}),
-        ("Usage", {"fields": ("request_count", "error_count", "last_used_at", "created_at", "updated_at")}),
+        ("State", {"fields": ("status", "state", "expires", "error", "cooldown_until", "model_cooldown_lines")}),
+        ("Plan quota", {"fields": ("plan_quota",)}),
+        ("Usage", {"fields": ("usage_today", "usage_30_days", "last_used", "created_at", "updated_at")}),
     )
 
-    # -- columns and read-only values ------------------------------------------------------------
+    # -- columns and read-only values (what they read is fetched for the whole page at once, in _annotate) -------
+    @admin.display(description="label", ordering="label")
+    def short_label(self, obj: Credential) -> SafeString:
+        return clipped(obj.label)
+
     @admin.display(description="secret")
     def secret(self, obj: Credential) -> str:
         return obj.secret_masked
 
-    @admin.display(description="next retry")
-    def next_retry(self, obj: Credential) -> str:
-        """When a cooling credential is tried again: for all models, or per model when the cap was per model."""
-        cooldowns = cooldowns_of(obj)
-        now = timezone.now().timestamp()
-        live = {model: until for model, until in cooldowns.items() if until > now}
-        return ", ".join(
-            f"{'all' if model == ANY_MODEL else model} in {int(until - now)} s" for model, until in sorted(live.items())
+    @admin.display(description="kind", ordering="kind")
+    def short_kind(self, obj: Credential) -> str:
+        return obj.kind
+
+    @admin.display(description="upstream")
+    def upstream(self, obj: Credential) -> SafeString:
+        """An API key's server (host and path), an account's workspace id; whole in the tooltip."""
+        if obj.kind == Kind.OPENAI:
+            parts = urlsplit(obj.base_url)
+            return clipped(f"{parts.netloc}{parts.path.rstrip('/')}", obj.base_url)
+        return clipped(obj.account_id)
+
+    @admin.display(description="status now", ordering="status")
+    def state(self, obj: Credential) -> SafeString:
+        """What is true now: a `cooling` row whose cooldowns have ended is usable again."""
+        now = overview.state_now(obj, time.time())
+        shown = format_html('<span class="pool-state pool-{}">{}</span>', now.key, now.label)
+        if not now.details:
+            return shown
+        return format_html('{}<span class="pool-detail"> · {}</span>', shown, _unbroken(now.details))
+
+    @admin.display(description="token expires", ordering="access_token_expires_at")
+    def expires(self, obj: Credential) -> str:
+        """When the AccessToken runs out ("in 3 d", "expired 2 h ago"); API keys do not."""
+        if obj.kind == Kind.OPENAI or obj.access_token_expires_at is None:
+            return ""
+        return overview.relative(obj.access_token_expires_at, time.time(), past="expired ")
+
+    @admin.display(description="last used", ordering="last_used_at")
+    def last_used(self, obj: Credential) -> str:
+        return overview.relative(obj.last_used_at, time.time())
+
+    @admin.display(description="today")
+    def usage_today(self, obj: Credential) -> SafeString:
+        return self._usage_link(obj, obj.usage_totals[0])
+
+    @admin.display(description="30 days")
+    def usage_30_days(self, obj: Credential) -> SafeString:
+        return self._usage_link(obj, obj.usage_totals[1])
+
+    def _usage_link(self, obj: Credential, totals: usage.Totals | None) -> SafeString | str:
+        if totals is None:
+            return ""
+        shown = format_html(
+            '<span class="pool-nowrap">{} req</span> · <span class="pool-nowrap">{} tok</span>',
+            overview.amount(totals.requests),
+            overview.amount(totals.tokens),
         )
+        try:
+            url = reverse(f"{self.admin_site.name}:tokens_dailyusage_changelist") + f"?credential_id={obj.pk}"
+        except NoReverseMatch:  # the usage pages are not registered (tokens/admin_usage.py)
+            return shown
+        return format_html('<a href="{}">{}</a>', url, shown)
 
     @admin.display(description="quota")
     def plan_quota(self, obj: Credential) -> SafeString:
-        """What the upstream last reported of the plan's windows (read for the whole page at once, below)."""
-        parts = quota.windows(getattr(obj, "reported_quota", {}), time.time())
-        return format_html_join(" · ", '<span style="white-space: nowrap">{}</span>', ((part,) for part in parts))
-
-    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
-        changelist = super().get_changelist_instance(request)
-        reported = quota.shown(changelist.result_list)  # one Redis round trip for the page
-        for obj in changelist.result_list:
-            obj.reported_quota = reported.get(obj.pk, {})
-        return changelist
+        """What the upstream last reported of the plan's windows."""
+        parts = quota.windows(obj.reported_quota, time.time())
+        return format_html_join(" · ", "{}", ((_unbroken(part.split(", ")),) for part in parts))
 
     @admin.display(description="last error")
-    def short_error(self, obj: Credential) -> str:
-        return Truncator(redact(obj.last_error, obj)).chars(60)
+    def short_error(self, obj: Credential) -> SafeString:
+        error = redact(obj.last_error, obj)
+        return clipped(Truncator(error).chars(80), Truncator(error).chars(ERROR_TOOLTIP), "pool-clip pool-error")
 
     @admin.display(description="last error")
     def error(self, obj: Credential) -> str:
         return redact(obj.last_error, obj)
 
+    @admin.display(description="model cooldowns")
+    def model_cooldown_lines(self, obj: Credential) -> SafeString:
+        lines = overview.cooldown_lines(obj, time.time())
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
+
     @admin.display(description="upstream models")
     def upstream_models(self, obj: Credential) -> str:
-        return Truncator(", ".join(obj.discovered_models)).chars(2000)
+        names = sorted(obj.discovered_models)
+        return Truncator(f"{len(names)}: {', '.join(names)}" if names else "").chars(2000)
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        _annotate(changelist.result_list)
+        return changelist
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Credential | None:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            _annotate([obj])
+        return obj
 
     @admin.display(description="access token")
     def masked_access_token(self, obj: Credential) -> str:
@@ -180,7 +266,14 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
         ]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = {"can_import": self._can_import(request), "can_clear_all": self.has_delete_permission(request)}
+        requests, errors = usage.last_hour()
+        context = {
+            "can_import": self._can_import(request),
+            "can_clear_all": self.has_delete_permission(request),
+            "pool_summary": overview.summary(time.time()),
+            "last_hour": {"requests": requests, "errors": errors},
+            "is_nav_sidebar_enabled": False,  # the list needs the page's width (at 1280 px); breadcrumbs lead back
+        }
         return super().changelist_view(request, {**context, **(extra_context or {})})
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
@@ -218,3 +311,6 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
 
     def _to_changelist(self) -> HttpResponseRedirect:
         return redirect(reverse(f"{self.admin_site.name}:tokens_credential_changelist"))
+
+
+from tokens import admin_keys, admin_usage  # noqa: E402, F401  (their ModelAdmins register on import)

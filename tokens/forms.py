@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -43,15 +44,34 @@ class SecretField(forms.CharField):
         return bool(data) and data.strip() != (initial or "")
 
 
+class NameListField(forms.CharField):
+    """A list of names typed one a line or comma separated, for a JSON list field such as `model_names`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        for name in ("encoder", "decoder"):  # what a JSONField hands its form field
+            kwargs.pop(name, None)
+        super().__init__(**{"widget": forms.Textarea(attrs={"rows": 4, "cols": 60}), **kwargs})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:
+        names = (name.strip() for name in re.split(r"[,\n]", super().to_python(value)))
+        return list(dict.fromkeys(name for name in names if name))
+
+
 class CredentialForm(forms.ModelForm):
     class Meta:
         model = Credential
         fields = (
             *("kind", "label", *SECRET_FIELDS, "account_id", "base_url", "wire_api", "model_names", "max_concurrency"),
-            *("status", "cooldown_until", "model_cooldowns"),
+            *("status", "cooldown_until"),
         )
-        field_classes = dict.fromkeys(SECRET_FIELDS, SecretField)
+        field_classes = {**dict.fromkeys(SECRET_FIELDS, SecretField), "model_names": NameListField}
         widgets = dict.fromkeys(SECRET_FIELDS, MaskedSecretInput)
+        help_texts = {
+            "model_names": "One a line or comma separated; empty means what the upstream lists (or any model)."
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -1,22 +1,26 @@
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
+from html import unescape
 
 import openai
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from tests import factories
 from tests.fakes.base import FakeServer
 from tests.gateway import Gateway
-from tokens import services
-from tokens.models import Credential, Kind, Status
+from tokens import overview, services, usage
+from tokens.models import Credential, Kind, Outcome, Status
 
 # exp 2100-01-01
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEyMyIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJlLWFiY2RlZmdoaWprbG1ub3A"
@@ -70,11 +74,11 @@ def test_list_shows_masked_secrets_only(admin_client: Client, creds: dict[str, C
 
 
 def test_last_error_is_redacted_and_truncated(admin_client: Client, creds: dict[str, Credential]) -> None:
-    error = f"401 Incorrect API key provided: {KEY}. Another: {JWT}. " + "x" * 200
+    error = f"401 Incorrect API key provided: {KEY}. Another: {JWT}. " + "x" * 400
     Credential.objects.filter(pk=creds["openai"].pk).update(last_error=error)
     html = html_of(admin_client, CHANGELIST)
     assert "401 Incorrect API key provided: sk-…3456" in html
-    assert "x" * 100 not in html
+    assert "x" * 250 not in html  # the tooltip holds 300 characters
     assert_no_secret(html)
     assert_no_secret(html_of(admin_client, reverse("admin:tokens_credential_change", args=[creds["openai"].pk])))
 
@@ -112,6 +116,113 @@ def test_tokens_redirects_to_the_changelist(client: Client) -> None:
     assert response.url == CHANGELIST
 
 
+# -- the pool at a glance -----------------------------------------------------------------------
+
+
+def text_of(html: str) -> str:
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def cell(html: str, column: str, cred: Credential) -> str:
+    """The text of one column in one credential's row."""
+    row = re.search(rf'<tr>(?:(?!</tr>).)*?value="{cred.pk}"(?:(?!</tr>).)*</tr>', html, re.S)
+    assert row, f"no row for #{cred.pk}"
+    found = re.search(rf'class="field-{column}"[^>]*>(.*?)</t[dh]>', row.group(), re.S)
+    assert found, f"no column {column}"
+    return text_of(found.group(1))
+
+
+def logged(cred: Credential, ago: float = 0, outcome: str = Outcome.COMPLETED, tokens: int = 0) -> usage.Entry:
+    """A request as the gateway logs it (`usage.write` stores it and its daily roll-up)."""
+    status = 200 if outcome == Outcome.COMPLETED else 502
+    return usage.Entry(
+        *(time.time() - ago, None, "chat.completions", "gpt-4o", cred.pk, cred.kind, status, outcome),
+        *(tokens, 0, 0, 0, None, 10, "req_test"),
+    )
+
+
+def test_status_says_what_is_true_now(admin_client: Client) -> None:
+    now = timezone.now()
+    ended = factories.openai_key("https://a.example/v1", "sk-ended-ABCDEFGHIJKLMN", status=Status.COOLING)
+    ended.cooldown_until = now - timedelta(seconds=5)
+    ended.save()
+    cooling = factories.openai_key("https://b.example/v1", "sk-cooling-ABCDEFGHIJKLMN", status=Status.COOLING)
+    cooling.cooldown_until = now + timedelta(seconds=200)
+    cooling.save()
+    per_model = factories.openai_key("https://c.example/v1", "sk-model-ABCDEFGHIJKLMN", status=Status.COOLING)
+    per_model.model_cooldowns = {"gpt-4o": (now + timedelta(seconds=150)).isoformat()}
+    per_model.save()
+    invalid = factories.openai_key("https://d.example/v1", "sk-invalid-ABCDEFGHIJKLMN", status=Status.INVALID)
+    html = html_of(admin_client, CHANGELIST)
+    assert cell(html, "state", ended) == "Active"
+    assert cell(html, "state", cooling) == "Cooling · 3 min left"
+    assert cell(html, "state", per_model) == "Cooling · gpt-4o 2 min"
+    assert cell(html, "state", invalid) == "Invalid"
+
+
+def test_summary_counts_each_kind_by_state_and_the_last_hour(admin_client: Client) -> None:
+    later = timezone.now() + timedelta(minutes=5)
+    for status in (Status.ACTIVE, Status.COOLING, Status.INVALID, Status.DISABLED):
+        factories.openai_key("https://a.example/v1", f"sk-{status}-ABCDEFGHIJKLMN", status=status)
+    Credential.objects.filter(status=Status.ACTIVE).update(cooldown_until=later)  # cooling, whatever the row says
+    account = factories.chatgpt_account(JWT)
+    Credential.objects.filter(pk=account.pk).update(status=Status.REFRESHING)
+    usage.write([logged(account), logged(account, outcome=Outcome.UPSTREAM_ERROR), logged(account, ago=7200)])
+    html = html_of(admin_client, CHANGELIST)
+    summary = text_of(re.search(r'<section class="pool-summary".*?</section>', html, re.S).group())
+    assert "chatgpt (1) 0 usable · 1 refreshing" in summary
+    assert "openai (4) 1 usable · 1 cooling · 1 invalid · 1 disabled" in summary
+    assert "codex" not in summary
+    assert "Last hour 2 requests · 1 error" in summary
+
+
+def test_expiry_last_use_and_label(admin_client: Client, creds: dict[str, Credential]) -> None:
+    now = timezone.now()
+    account, key = creds["chatgpt"], creds["openai"]
+    Credential.objects.filter(pk=account.pk).update(
+        access_token_expires_at=now - timedelta(hours=2, minutes=1), last_used_at=now - timedelta(minutes=5, seconds=2)
+    )
+    Credential.objects.filter(pk=key.pk).update(label="team key")
+    html = html_of(admin_client, CHANGELIST)
+    assert cell(html, "expires", account) == "expired 2 h ago"
+    assert cell(html, "last_used", account) == "5 min ago"
+    assert cell(html, "expires", key) == cell(html, "last_used", key) == cell(html, "short_label", account) == ""
+    assert cell(html, "short_label", key) == "team key"
+    assert cell(html, "upstream", key) == "api.example.com/v1"
+    assert 'title="https://api.example.com/v1"' in html
+    fresh = factories.codex_account(lifetime=3 * 86400 + 60)
+    assert cell(html_of(admin_client, CHANGELIST), "expires", fresh) == "in 3 d"
+
+
+def test_usage_columns_link_to_the_usage_page_in_one_query_a_page(admin_client: Client) -> None:
+    used = factories.openai_key("https://a.example/v1", "sk-used-ABCDEFGHIJKLMN")
+    idle = factories.openai_key("https://b.example/v1", "sk-idle-ABCDEFGHIJKLMN")
+    usage.write(
+        [logged(used, tokens=1200)] * 12
+        + [logged(used, ago=10 * 86400, tokens=1_000_000), logged(used, ago=40 * 86400, tokens=5_000_000)]
+    )
+    html = html_of(admin_client, CHANGELIST)
+    assert cell(html, "usage_today", used) == "12 req · 14k tok"
+    assert cell(html, "usage_30_days", used) == "13 req · 1M tok"
+    assert cell(html, "usage_today", idle) == cell(html, "usage_30_days", idle) == ""
+    assert f'href="{reverse("admin:tokens_dailyusage_changelist")}?credential_id={used.pk}"' in html
+
+    with CaptureQueriesContext(connection) as two:
+        html_of(admin_client, CHANGELIST)
+    for n in range(5):
+        usage.write([logged(factories.openai_key("https://c.example/v1", f"sk-more-{n}-ABCDEFGHIJKLMN"), tokens=5)])
+    with CaptureQueriesContext(connection) as seven:
+        html_of(admin_client, CHANGELIST)
+    assert len(seven) == len(two)
+
+
+@pytest.mark.parametrize(
+    ("n", "shown"), [(0, "0"), (950, "950"), (3400, "3.4k"), (3499, "3.4k"), (12_345, "12k"), (1_250_000, "1.2M")]
+)
+def test_amounts_are_short(n: int, shown: str) -> None:
+    assert overview.amount(n) == shown
+
+
 # -- the change form -----------------------------------------------------------------------------
 
 
@@ -134,14 +245,42 @@ def change_data(cred: Credential, **overrides: str) -> dict[str, str]:
         "account_id": cred.account_id,
         "base_url": cred.base_url,
         "wire_api": cred.wire_api,
-        "model_names": '["m1"]',
+        "model_names": "m1",
         "max_concurrency": "0",
         "status": cred.status,
         "cooldown_until_0": "",
         "cooldown_until_1": "",
-        "model_cooldowns": "{}",
     }
     return {**data, **overrides}
+
+
+def test_model_names_are_edited_as_text(admin_client: Client, creds: dict[str, Credential]) -> None:
+    cred = creds["openai"]
+    url = reverse("admin:tokens_credential_change", args=[cred.pk])
+    assert ">\nm1</textarea>" in html_of(admin_client, url)
+    response = admin_client.post(url, change_data(cred, model_names="gpt-4o, gpt-4o-mini\n o3 \n\ngpt-4o"))
+    assert response.status_code == 302, response.content.decode()
+    cred.refresh_from_db()
+    assert cred.model_names == ["gpt-4o", "gpt-4o-mini", "o3"]
+    assert ">\ngpt-4o\ngpt-4o-mini\no3</textarea>" in html_of(admin_client, url)
+
+
+def test_change_form_shows_cooldowns_and_quota_readably(admin_client: Client, creds: dict[str, Credential]) -> None:
+    now = timezone.now()
+    cred = creds["chatgpt"]
+    cred.model_cooldowns = {"gpt-4o": (now + timedelta(seconds=200)).isoformat(), "o3": now.isoformat()}
+    cred.quota = {"p_used": "37.0", "p_minutes": "300", "s_used": "12.0", "s_minutes": "10080"}
+    cred.status = Status.COOLING
+    cred.save()
+    url = reverse("admin:tokens_credential_change", args=[cred.pk])
+    html = html_of(admin_client, url)
+    until = timezone.localtime(now + timedelta(seconds=200)).strftime("%H:%M")
+    assert f"gpt-4o until {until} (in 3 min)<br>o3 until {timezone.localtime(now):%H:%M} (ended)" in html
+    assert "5 h window 37 %" in text_of(html) and "week 12 %" in text_of(html)
+    assert 'name="model_cooldowns"' not in html
+    response = admin_client.post(url, {**change_data(cred), "model_cooldowns": "{}"})
+    assert response.status_code == 302
+    assert Credential.objects.get(pk=cred.pk).model_cooldowns == cred.model_cooldowns  # read-only
 
 
 def test_empty_secret_keeps_the_old_one(admin_client: Client, creds: dict[str, Credential]) -> None:
