@@ -156,7 +156,7 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
         if totals is None:
             return ""
         shown = format_html(
-            '<span class="pool-nowrap">{} req</span> · <span class="pool-nowrap">{} tok</span>',
+            '<span class="pool-nowrap">{} req ·</span> <span class="pool-nowrap">{} tok</span>',
             overview.amount(totals.requests),
             overview.amount(totals.tokens),
         )

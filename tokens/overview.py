@@ -77,12 +77,13 @@ def cooldown_lines(cred: Credential, now: float) -> list[str]:
 
 # -- words for times and amounts --------------------------------------------------------------------------
 def span(seconds: float) -> str:
-    """A duration in its largest whole unit, rounded down: "40 s", "3 min", "5 h", "3 d"."""
+    """A duration in its largest whole unit, rounded down: "40 s", "3 min", "5 h", "3 d" (a no-break space
+    between number and unit, so that a narrow column never puts them on two lines)."""
     seconds = max(int(seconds), 0)
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+            return f"{seconds // size}\u00a0{unit}"
+    return f"{seconds}\u00a0s"
 
 
 def relative(at: datetime | None, now: float, past: str = "") -> str:

@@ -275,7 +275,7 @@ def test_change_form_shows_cooldowns_and_quota_readably(admin_client: Client, cr
     url = reverse("admin:tokens_credential_change", args=[cred.pk])
     html = html_of(admin_client, url)
     until = timezone.localtime(now + timedelta(seconds=200)).strftime("%H:%M")
-    assert f"gpt-4o until {until} (in 3 min)<br>o3 until {timezone.localtime(now):%H:%M} (ended)" in html
+    assert f"gpt-4o until {until} (in 3\u00a0min)<br>o3 until {timezone.localtime(now):%H:%M} (ended)" in html
     assert "5 h window 37 %" in text_of(html) and "week 12 %" in text_of(html)
     assert 'name="model_cooldowns"' not in html
     response = admin_client.post(url, {**change_data(cred), "model_cooldowns": "{}"})
