@@ -23,6 +23,7 @@ from tokens.models import Credential, Outcome, Status
 pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
 PASSWORD = "pool-admin-password"
 WIDTH = 1280
+WORKSPACE = "d3c9e6f2-1b7a-4c55-9a0e-6f1c2b3d4e5f"
 LONG_ERROR = "upstream answered 401: " + "Your authentication token has been invalidated. " * 4
 
 
@@ -66,6 +67,7 @@ def pool() -> dict[str, Credential]:
             status=Status.COOLING,
         ),
         "off": factories.openai_key("https://api.example.com/v1", "sk-off-ABCDEFGHIJKLMNOP", status=Status.DISABLED),
+        "worn": factories.chatgpt_account(codex_jwt("acc-web-4", lifetime=-22 * 3600), WORKSPACE),
     }
     ends = {"gpt-5.5": now + timedelta(minutes=20, seconds=30), "gpt-5.4": now - timedelta(minutes=1)}
     update(creds["main"], label="team", quota=reported(37))
@@ -85,10 +87,19 @@ def pool() -> dict[str, Credential]:
         model_cooldowns={"gpt-4o": (now + timedelta(minutes=2, seconds=30)).isoformat()},
     )
     update(creds["invalid"], status=Status.INVALID, last_error="refresh refused: invalid_grant")
+    update(
+        creds["worn"],
+        label="Operations team workspace",
+        status=Status.NEEDS_REFRESH,
+        model_cooldowns={"gpt-4o-mini-2024-07-18": (now + timedelta(minutes=44)).isoformat()},
+        last_used_at=now - timedelta(minutes=59),
+        last_error="x" * 500,
+    )
     update(creds["far"], cooldown_until=now + timedelta(minutes=3), last_used_at=now - timedelta(minutes=5))
     usage.write(
         [log(creds["main"], tokens=2800)] * 12
         + [log(creds["main"], ago=3 * 86400, tokens=1_200_000), log(creds["far"], outcome=Outcome.UPSTREAM_ERROR)]
+        + [log(creds["worn"], ago=7200, tokens=9_999_999)] * 1234
     )
     return creds
 
@@ -137,6 +148,10 @@ def test_the_pool_fits_1280_px_and_says_what_is_true_now(page: Page) -> None:
     expect(row["main"].locator("td.field-usage_today")).to_have_text("12 req · 33k tok")
     expect(row["main"].locator("td.field-expires")).to_have_text("in 8 d")
     expect(row["far"].locator("td.field-last_used")).to_have_text("5 min ago")
+    expect(row["worn"].locator("td.field-state")).to_have_text("Needs refresh · gpt-4o-mini-2024-07-18 43 min")
+    expect(row["worn"].locator("td.field-expires")).to_have_text("expired 22 h ago")
+    expect(row["worn"].locator("td.field-usage_30_days")).to_have_text("1.2k req · 12G tok")
+    expect(row["worn"].locator("td.field-upstream span")).to_have_attribute("title", WORKSPACE)
     expect(page.locator(".pool-summary")).to_contain_text("13 requests · 1 error")
 
     sizes = overflow(page)
