@@ -13,12 +13,10 @@ the database's `DailyUsage` before the step is tried again; a process without Re
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
 import time
 import uuid
-import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,12 +25,12 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio
 from django.conf import settings
-from django.db.models import F, Sum
 from redis.commands.core import AsyncScript
 
 from common.db import in_thread
+from common.redis import LoopClients
+from tokens import usage
 from tokens.clients import KeyPolicy
-from tokens.models import DailyUsage
 
 BUDGETS = ("daily", "monthly")
 TOKEN_COUNTERS = ("tok", *BUDGETS)  # the counters that hold tokens: the minute's, the day's, the month's
@@ -143,9 +141,7 @@ class Limits(ABC):
 
 def spent(key_id: int, budget: str, day: date) -> int:
     """Tokens the database has of `key_id` for the day (`daily`) or the month (`monthly`) of `day`."""
-    days = DailyUsage.objects.filter(key_id=key_id, day__lte=day)
-    days = days.filter(day=day) if budget == "daily" else days.filter(day__gte=day.replace(day=1))
-    return days.aggregate(total=Sum(F("prompt_tokens") + F("completion_tokens")))["total"] or 0
+    return usage.spent(key_id, day if budget == "daily" else day.replace(day=1))
 
 
 def _refusal(policy: KeyPolicy, reason: str, periods: Periods, now: float, headers: dict[str, str]) -> Refused:
@@ -282,27 +278,11 @@ class RedisLimits(Limits):
     """Every process and node shares these limits; a key's counters share one hash tag (a Redis Cluster slot)."""
 
     def __init__(self, url: str, namespace: str = "chat2api") -> None:
-        self._url = url
         self._namespace = namespace
-        # redis.asyncio connections belong to the event loop that opened them.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncScript]]
-        self._clients = weakref.WeakKeyDictionary()
+        self._redis = LoopClients(url, SCRIPT)
 
     def _client(self) -> tuple[redis.asyncio.Redis, AsyncScript]:
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            timeout = settings.REDIS_TIMEOUT  # the connection settings of `tokens.state.RedisState`
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=settings.REDIS_MAX_CONNECTIONS,
-                timeout=timeout,
-                socket_connect_timeout=timeout,
-                socket_timeout=timeout,
-                decode_responses=True,
-            )
-            client = redis.asyncio.Redis.from_pool(pool)
-            self._clients[loop] = (client, client.register_script(SCRIPT))
-        return self._clients[loop]
+        return self._redis.get()
 
     def _keys(self, key_id: int, periods: Periods) -> list[str]:
         base, (minute, today, month) = f"{self._namespace}:{{ck:{key_id}}}:", periods.labels
@@ -339,9 +319,7 @@ class RedisLimits(Limits):
 
     async def close(self) -> None:
         """Close this event loop's connections (tests open a loop per test)."""
-        found = self._clients.pop(asyncio.get_running_loop(), None)
-        if found is not None:
-            await found[0].aclose()
+        await self._redis.close()
 
 
 @functools.cache

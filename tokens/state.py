@@ -12,9 +12,7 @@ The list of credentials is not here: each process keeps the snapshot it reloads 
 
 from __future__ import annotations
 
-import asyncio
 import math
-import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import redis.asyncio
 from django.conf import settings
 from redis.commands.core import AsyncScript
 
+from common.redis import LoopClients
 from tokens import quota
 from tokens.health import Evidence
 from tokens.outcomes import LocalOutcomes, RedisOutcomes
@@ -218,30 +217,12 @@ class RedisState(PoolState):
     shared = True
 
     def __init__(self, url: str, namespace: str = "chat2api") -> None:
-        self._url = url
         self._prefix = f"{namespace}:{{pool}}:"
         self._health = RedisOutcomes(self._prefix)
-        # redis.asyncio connections belong to the event loop that opened them.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[redis.asyncio.Redis, AsyncScript]]
-        self._clients = weakref.WeakKeyDictionary()
+        self._redis = LoopClients(url, PICK)
 
     def _client(self) -> tuple[redis.asyncio.Redis, AsyncScript]:
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            # Blocking: past REDIS_MAX_CONNECTIONS a request waits for a free connection (up to REDIS_TIMEOUT)
-            # instead of failing at once; a Redis that does not answer is a ConnectionError, not a hang.
-            timeout = settings.REDIS_TIMEOUT
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=settings.REDIS_MAX_CONNECTIONS,
-                timeout=timeout,
-                socket_connect_timeout=timeout,
-                socket_timeout=timeout,
-                decode_responses=True,
-            )
-            client = redis.asyncio.Redis.from_pool(pool)
-            self._clients[loop] = (client, client.register_script(PICK))
-        return self._clients[loop]
+        return self._redis.get()
 
     def _cool(self, cred_id: int) -> str:
         return f"{self._prefix}cool:{cred_id}"
@@ -336,9 +317,7 @@ class RedisState(PoolState):
 
     async def close(self) -> None:
         """Close this event loop's connections (tests open a loop per test)."""
-        found = self._clients.pop(asyncio.get_running_loop(), None)
-        if found is not None:
-            await found[0].aclose()
+        await self._redis.close()
 
 
 def make_state() -> PoolState:
