@@ -1,7 +1,7 @@
 """The pool at a glance, for the operator's list: what each credential is now and how many of each kind are.
 
 A stored `cooling` status stays on the row after its cooldowns end (the pool checks cooldowns at pick time and
-does not write back), so what the operator sees is worked out here from the cooldowns themselves.
+does not write back when one ends), so what the operator sees is worked out here from the cooldowns themselves.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -44,7 +44,8 @@ class KindCounts:
 
 
 def state_now(cred: Credential, now: float) -> State:
-    """ "Active" once every cooldown of a `cooling` row has ended; "Cooling · 3 min left" or "· gpt-4o 2 min"."""
+    """What a credential is now: "Active" once every cooldown of a `cooling` row has ended; "Cooling" with the
+    cooldowns still running ("3 min left" for all models, "gpt-4o 2 min" for one)."""
     live = {model: until for model, until in cooldowns_of(cred).items() if until > now}
     if cred.status in (Status.ACTIVE, Status.COOLING):
         return State("cooling", "Cooling", cooldowns(live, now)) if live else State("usable", "Active")
@@ -87,7 +88,7 @@ def span(seconds: float) -> str:
 
 
 def relative(at: datetime | None, now: float, past: str = "") -> str:
-    """ "in 3 d" or "2 h ago" (after `past`, like "expired "); empty for no time."""
+    """Like "in 3 d" or "2 h ago" (after `past`, such as "expired "); empty for no time."""
     if at is None:
         return ""
     delta = at.timestamp() - now
@@ -96,7 +97,7 @@ def relative(at: datetime | None, now: float, past: str = "") -> str:
 
 def clock(at: datetime) -> str:
     """Like "14:05" in `TIME_ZONE`, with the day when it is not today."""
-    local = timezone.localtime(at.astimezone(UTC))
+    local = timezone.localtime(at)
     return local.strftime("%H:%M" if local.date() == timezone.localdate() else "%b %d %H:%M")
 
 
