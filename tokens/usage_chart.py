@@ -71,23 +71,28 @@ def stacked(rows: Sequence[dict], days: Sequence[date], metric: str, unit: str, 
             values[row["day"]][row["model"] if row["model"] in palette else OTHER] += row[metric]
     top, step = _scale(max((sum(v.values()) for v in values.values()), default=0))
     chart = Chart(title=f"{unit.capitalize()} per day")
-    slot = (chart.right - chart.left) / len(days)
-    scale = (chart.baseline - TOP) / top
-    order = [*palette, OTHER]
+    slot, scale = (chart.right - chart.left) / len(days), (chart.baseline - TOP) / top
     for i, day in enumerate(days):
-        x, y = chart.left + i * slot + slot * 0.15, float(chart.baseline)
-        for model in (m for m in order if values[day].get(m)):
-            height = values[day][model] * scale
-            y -= height
-            tip = f"{day:%a %d %b} · {model or '(no model)'}: {values[day][model]:,} {unit}"
-            chart.bars.append(Bar(round(x, 1), round(y, 1), round(slot * 0.7, 1), round(height, 1), _color(model, palette), tip))
+        x = chart.left + (i + 0.15) * slot
+        chart.bars += _stack(values[day], x, slot * 0.7, chart.baseline, scale, palette, f"{day:%a %d %b}", unit)
         chart.x_ticks.append(Tick(round(x + slot * 0.35, 1), _day_label(day, first=i == 0)))
-    chart.y_ticks = [Tick(round(chart.baseline - n * step * scale, 1), short(n * step)) for n in range(int(top / step) + 1)]
+    ticks = range(top // step + 1)
+    chart.y_ticks = [Tick(round(chart.baseline - n * step * scale, 1), short(n * step)) for n in ticks]
     return chart
 
 
-def _color(model: str, palette: dict[str, str]) -> str:
-    return palette.get(model, OTHER_COLOR)
+def _stack(
+    values: dict[str, int], x: float, width: float, y: float, scale: float, palette: dict[str, str], day: str, unit: str
+) -> list[Bar]:
+    """One day's bar, a segment per model from the bottom up."""
+    bars = []
+    for model in (m for m in [*palette, OTHER] if values.get(m)):
+        height = values[model] * scale
+        y -= height
+        tip = f"{day} · {model or '(no model)'}: {values[model]:,} {unit}"
+        color = palette.get(model, OTHER_COLOR)
+        bars.append(Bar(round(x, 1), round(y, 1), round(width, 1), round(height, 1), color, tip))
+    return bars
 
 
 def _scale(peak: int) -> tuple[int, int]:
