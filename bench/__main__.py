@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import free_port, raise_nofile
+from bench.keys import line as key_costs
 from bench.parse import line as parse_costs
 from bench.responses import line as responses_costs
 
@@ -268,6 +269,7 @@ def main() -> int:
         print(note)
     print(parse_costs())
     print(responses_costs())
+    print(key_costs())
     print()
     for server in servers:
         print(f"{server}: taskset -c 0 python " + " ".join(SERVERS[server]).replace("{port}", "PORT"))

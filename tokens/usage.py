@@ -114,28 +114,37 @@ def write(batch: Sequence[Entry]) -> None:
     if not batch:
         return
     with transaction.atomic():
-        RequestLog.objects.bulk_create([_row(entry) for entry in batch], batch_size=CHUNK)
+        _insert(batch)
         _upsert(_roll_up(batch))
 
 
-def _row(entry: Entry) -> RequestLog:
-    return RequestLog(
-        created_at=datetime.fromtimestamp(entry.created_at, UTC),
-        client_key_id=entry.key_id,
-        endpoint=entry.endpoint[:64],
-        model=entry.model[:200],
-        credential_id=entry.credential_id,
-        kind=entry.kind[:16],
-        status=entry.status,
-        outcome=entry.outcome,
-        prompt_tokens=entry.prompt_tokens,
-        completion_tokens=entry.completion_tokens,
-        cached_tokens=entry.cached_tokens,
-        reasoning_tokens=entry.reasoning_tokens,
-        first_byte_ms=entry.first_byte_ms,
-        duration_ms=entry.duration_ms,
-        request_id=entry.request_id[:128],
+LOGGED = (
+    *("created_at", "client_key_id", "endpoint", "model", "credential_id", "kind", "status", "outcome"),
+    *("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens"),
+    *("first_byte_ms", "duration_ms", "request_id"),
+)
+
+
+def _insert(batch: Sequence[Entry]) -> None:
+    """The log rows by `executemany`: the ORM's `bulk_create` spends about 200 µs per row building and preparing
+    model instances, this about a tenth of that (a busy gateway logs a thousand requests a second)."""
+    q, ops = connection.ops.quote_name, connection.ops
+    sql = (
+        f"INSERT INTO {q(RequestLog._meta.db_table)} ({', '.join(q(c) for c in LOGGED)}) "
+        f"VALUES ({', '.join(['%s'] * len(LOGGED))})"
     )
+    rows = [
+        (
+            ops.adapt_datetimefield_value(datetime.fromtimestamp(e.created_at, UTC)),
+            *(e.key_id, e.endpoint[:64], e.model[:200], e.credential_id, e.kind[:16], e.status, e.outcome),
+            *(e.prompt_tokens, e.completion_tokens, e.cached_tokens, e.reasoning_tokens),
+            *(e.first_byte_ms, e.duration_ms, e.request_id[:128]),
+        )
+        for e in batch
+    ]
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), CHUNK):
+            cursor.executemany(sql, rows[start : start + CHUNK])
 
 
 def _roll_up(batch: Iterable[Entry]) -> dict[tuple[date, int, int, str], list[int]]:
