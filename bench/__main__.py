@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import free_port, raise_nofile
-from bench.keys import line as key_costs
 from bench.parse import line as parse_costs
 from bench.responses import line as responses_costs
 
@@ -126,6 +125,11 @@ def load(children: Children, cfg: dict[str, Any], env: dict[str, str], seconds: 
     if proc.returncode != 0:
         raise RuntimeError(f"the load generator for {cfg['name']} failed (exit {proc.returncode})")
     return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def own_process(module: str) -> str:
+    """What `python -m module` prints, run apart from this process."""
+    return subprocess.run([PY, "-m", module], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -269,7 +273,7 @@ def main() -> int:
         print(note)
     print(parse_costs())
     print(responses_costs())
-    print(key_costs())
+    print(own_process("bench.keys"))  # a database of its own: this process's settings are already read
     print()
     for server in servers:
         print(f"{server}: taskset -c 0 python " + " ".join(SERVERS[server]).replace("{port}", "PORT"))
