@@ -32,6 +32,7 @@ a client that hangs up cancels the view or the streaming response.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import io
 import os
@@ -189,6 +190,7 @@ def close_resources(response) -> None:
 from chat2api_site import daphne_limits, limits, logs  # noqa: E402
 from chat2api_site.urls import API_ROOT  # noqa: E402
 from openai_compat.errors import unexpected  # noqa: E402
+from tokens import usage  # noqa: E402
 
 daphne_limits.install()
 logs.install()
@@ -208,3 +210,4 @@ async def http(scope, receive, send) -> None:
 
 
 application = ProtocolTypeRouter({"http": http})
+atexit.register(usage.flush_at_exit)  # a server stopping gracefully writes the requests it has not written yet

@@ -31,6 +31,7 @@ CLIENT_GONE = 499  # the status nginx logs for a client that closed the connecti
 LIMIT_HEADERS = tuple(
     f"x-ratelimit-{part}-{of}" for of in ("requests", "tokens") for part in ("limit", "remaining", "reset")
 )
+MAX_COUNT = 2**31 - 1  # the request log's integer columns
 CHARS_PER_TOKEN = 3  # a cautious guess of a prompt's tokens from its text, for the reservation only
 
 
@@ -189,11 +190,19 @@ def _end_if_done(ticket: Ticket) -> None:
 def _tokens(ticket: Ticket) -> dict[str, int]:
     used = ticket.usage or {}
     return {
-        "prompt_tokens": used.get("prompt_tokens") or 0,
-        "completion_tokens": used.get("completion_tokens") or 0,
-        "cached_tokens": (used.get("prompt_tokens_details") or {}).get("cached_tokens") or 0,
-        "reasoning_tokens": (used.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0,
+        "prompt_tokens": _count(used.get("prompt_tokens")),
+        "completion_tokens": _count(used.get("completion_tokens")),
+        "cached_tokens": _count((used.get("prompt_tokens_details") or {}).get("cached_tokens")),
+        "reasoning_tokens": _count((used.get("completion_tokens_details") or {}).get("reasoning_tokens")),
     }
+
+
+def _count(reported: Any) -> int:
+    """A count as an upstream reported it, made one the request log can hold (a negative, absurd or non-numeric
+    one would fail every batch it is in)."""
+    if not isinstance(reported, int | float) or reported != reported:  # NaN
+        return 0
+    return int(min(max(reported, 0), MAX_COUNT))
 
 
 def _outcome(ticket: Ticket) -> Outcome:

@@ -164,7 +164,7 @@ class CredentialPool:
                 last_failure = ""
             except Exception as exc:  # the watcher must outlive a database hiccup; say so once, not every tick
                 if repr(exc) != last_failure:
-                    log.exception("credential pool reload failed (retrying every %s s)", settings.POOL_RELOAD_SECONDS)
+                    log.exception("pool reload or flush failed (retrying every %s s)", settings.POOL_RELOAD_SECONDS)
                 last_failure = repr(exc)
             self._loaded.set()
             await asyncio.sleep(settings.POOL_RELOAD_SECONDS)

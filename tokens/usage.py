@@ -91,6 +91,14 @@ def flush_now() -> None:
         raise
 
 
+def flush_at_exit() -> None:
+    """What a stopping process still holds (at most `POOL_RELOAD_SECONDS` of requests), written on its way out."""
+    try:
+        flush_now()
+    except Exception:
+        log.exception("request log: the last %d entries could not be written at exit", len(_buffer))
+
+
 def _take() -> list[Entry]:
     global _dropped
     if _dropped:

@@ -4,14 +4,17 @@ limits with OpenAI's errors and headers, and every request in the request log wi
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 
 import httpx
 import openai
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from tests.factories import openai_key
-from tests.gateway import eventually, settle
+from tests.gateway import Gateway, eventually, settle
 from tokens.clients import create_key
 from tokens.models import ClientKey, Outcome, RequestLog
 
@@ -125,3 +128,32 @@ def test_the_responses_api_is_logged_with_its_endpoint(gateway, upstream):
     entry = logged(raw.headers["x-request-id"])
     assert entry.endpoint == "/v1/responses" and entry.client_key_id == row.id
     assert entry.outcome == Outcome.COMPLETED and entry.total_tokens == raw.parse().usage.total_tokens
+
+
+def test_the_usage_command_counts_the_requests_made(gateway, upstream):
+    row, key = create_key("ivy")
+    client = sdk(gateway, key)
+    made = [client.chat.completions.create(model="fake-model", messages=HELLO) for _ in range(3)]
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=HELLO)
+    assert eventually(lambda: RequestLog.objects.filter(client_key_id=row.id).count() == 4)
+    out = io.StringIO()
+    call_command("usage", "--key", "ivy", "--json", stdout=out)
+    by_model = {r["model"]: r for r in json.loads(out.getvalue())}
+    assert by_model["fake-model"]["requests"] == 3 and by_model["fake-model"]["errors"] == 0
+    assert by_model["fake-model"]["total_tokens"] == sum(m.usage.total_tokens for m in made)
+    assert by_model["no-such-model"]["requests"] == by_model["no-such-model"]["errors"] == 1
+    assert {r["key"] for r in by_model.values()} == {"ivy"}
+
+
+def test_a_server_stopping_writes_the_requests_it_still_holds(gateway_env, fake_openai):
+    """The watcher writes the log every POOL_RELOAD_SECONDS: here only at exit could it be written."""
+    openai_key(fake_openai.url + "/v1", "sk-ok-exit-flush", ["fake-model"])
+    _, key = create_key("jay")
+    server = Gateway({**gateway_env, "POOL_RELOAD_SECONDS": "600"}).start()
+    try:
+        raw = sdk(server, key).chat.completions.with_raw_response.create(model="fake-model", messages=HELLO)
+        assert not RequestLog.objects.filter(request_id=raw.headers["x-request-id"]).exists()
+    finally:
+        server.stop()
+    assert logged(raw.headers["x-request-id"]).outcome == Outcome.COMPLETED

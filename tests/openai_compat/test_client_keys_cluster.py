@@ -19,7 +19,7 @@ BUDGET = 10 * PER_REQUEST
 SETUP = (
     "import django; django.setup(); from tests.factories import openai_key; from tokens.clients import create_key; "
     "openai_key('{url}/v1', 'sk-slow-cluster-keys', ['fake-model']); "
-    "print(create_key('team', daily_tokens={budget}, rpm=1000)[1])"
+    "print(create_key('team', daily_tokens={budget}, rpm=1000)[1]); print(create_key('paced', rpm=5)[1])"
 )
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 20}
 
@@ -35,7 +35,8 @@ def nodes(fake_openai) -> Iterator[tuple[str, str, Gateway, Gateway]]:
         made = run_python(env, "-c", SETUP.format(url=fake_openai.url, budget=BUDGET))
         assert made.returncode == 0, made.stderr[-3000:]
         with two_nodes(env) as (a, b):
-            yield url, made.stdout.strip().splitlines()[-1], a, b
+            *_, team, paced = made.stdout.strip().splitlines()
+            yield url, {"team": team, "paced": paced}, a, b
 
 
 async def burst(urls: list[str], key: str, n: int) -> list[httpx.Response]:
@@ -56,7 +57,8 @@ def spent_in_database(url: str) -> int:
 
 
 def test_a_budget_holds_across_two_nodes_under_a_burst(nodes, capsys):
-    url, key, a, b = nodes
+    url, keys, a, b = nodes
+    key = keys["team"]
     replies = asyncio.run(burst([a.url, b.url], key, 50))
     served = [r for r in replies if r.status_code == 200]
     refused = [r for r in replies if r.status_code != 200]
@@ -86,3 +88,14 @@ def test_a_budget_holds_across_two_nodes_under_a_burst(nodes, capsys):
             f"{len(replies) - len(refused)} served, {len(refused)} refused ({burst_spent} tokens); "
             f"then until refused: {total} of {BUDGET} tokens spent"
         )
+
+
+def test_requests_per_minute_are_counted_once_for_both_nodes(nodes):
+    _, keys, a, b = nodes
+    replies = asyncio.run(burst([a.url, b.url], keys["paced"], 12))
+    assert sorted(r.status_code for r in replies) == [200] * 5 + [429] * 7
+    for reply in replies:
+        if reply.status_code == 429:
+            assert reply.json()["error"]["code"] == "rate_limit_exceeded"
+            assert reply.headers["x-ratelimit-limit-requests"] == "5"
+            assert reply.headers["x-ratelimit-remaining-requests"] == "0"
