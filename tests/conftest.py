@@ -8,7 +8,7 @@ from playwright.sync_api import Browser
 from tests.browser import chromium
 from tests.fakes import chatgpt_server, codex_server, oauth_server, openai_server
 from tests.fakes.base import FakeServer
-from tests.gateway import Gateway
+from tests.gateway import Gateway, settle
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +95,14 @@ def _fresh_fakes(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("fake_codex").reset()
     if "fake_oauth" in request.fixturenames:
         request.getfixturevalue("fake_oauth").reset()
+
+
+@pytest.fixture
+def fresh_usage(transactional_db) -> None:
+    """An empty request log and roll-up for a test that counts every row: a gateway that served an earlier test
+    writes its last batch up to `POOL_RELOAD_SECONDS` after that test's requests, so that is waited out first."""
+    from tokens.models import DailyUsage, RequestLog
+
+    settle()
+    RequestLog.objects.all().delete()
+    DailyUsage.objects.all().delete()

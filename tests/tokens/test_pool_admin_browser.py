@@ -136,7 +136,7 @@ def overflow(page: Page) -> dict[str, int]:
     )
 
 
-def test_the_pool_fits_1280_px_and_says_what_is_true_now(page: Page) -> None:
+def test_the_pool_fits_1280_px_and_says_what_is_true_now(page: Page, fresh_usage) -> None:
     creds = pool()
     page.reload()
     row = {name: page.locator(f"#result_list tr:has(input[value='{cred.pk}'])") for name, cred in creds.items()}

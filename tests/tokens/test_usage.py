@@ -22,7 +22,7 @@ from tests.gateway import ROOT
 from tokens import tasks, usage
 from tokens.models import DailyUsage, Outcome, RequestLog
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_usage")]
 NOON = datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp()
 ROLLED = ("key_id", "credential_id", "model", *usage.COUNTERS)
 

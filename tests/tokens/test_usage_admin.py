@@ -28,7 +28,7 @@ from tokens import admin_usage, usage
 from tokens.admin_usage import CSV_HEADER
 from tokens.models import ClientKey, Outcome, RequestLog
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_usage")]
 PASSWORD = "usage-admin-password"
 API_KEY = "sk-usage-admin-secret-0123456789abcdef"
 MODELS = ("gpt-5", "gpt-5-mini", "o3", "gpt-4o")

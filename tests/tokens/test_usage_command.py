@@ -15,7 +15,7 @@ from tests.tokens.test_usage import entry
 from tokens import usage
 from tokens.models import ClientKey, Outcome
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_usage")]
 
 
 def client_key(name: str) -> ClientKey:
