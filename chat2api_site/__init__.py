@@ -2,11 +2,9 @@ import sys
 
 from chat2api_site.environment import report
 
-__version__ = "0.1.0"
-
 # A bad setting stops any of our processes with one line instead of a traceback (see environment.py).
 sys.excepthook = report
 
 from chat2api_site.celery import app as celery_app  # noqa: E402
 
-__all__ = ["__version__", "celery_app"]
+__all__ = ["celery_app"]

@@ -18,13 +18,14 @@ from django.http import HttpRequest
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
 
+from common import jwt
 from mirror.models import SeedToken, fingerprint
 from openai_compat.services import Caller
 from tokens import crypto, shapes
 from tokens import services as token_services
 from tokens.models import Kind
+from tokens.oauth import RefreshFailed
 from tokens.pool import PooledCredential
-from tokens.refresh import RefreshFailed, jwt_expiry
 from tokens.throttle import Throttle, by_address, client_address
 
 SESSION_KEY = "mirror"
@@ -86,7 +87,7 @@ async def _own(token: str) -> Identity:
     if not settings.ALLOW_OWN_TOKENS:
         raise LoginRefused(WRONG_TOKEN)
     if shapes.is_access_token(secret):
-        expiry = jwt_expiry(secret)
+        expiry = jwt.expiry(secret)
         if expiry is None:
             raise LoginRefused(WRONG_TOKEN)
         if expiry <= timezone.now():

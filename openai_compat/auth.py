@@ -18,8 +18,8 @@ from openai_compat.services import Caller
 from tokens import clients
 from tokens import services as token_services
 from tokens.models import Kind
+from tokens.oauth import RefreshFailed
 from tokens.pool import PooledCredential
-from tokens.refresh import RefreshFailed
 from tokens.shapes import is_access_token, is_refresh_token
 from tokens.throttle import Throttle, by_address, client_address
 

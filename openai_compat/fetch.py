@@ -20,7 +20,7 @@ from curl_cffi.requests import AsyncSession, Response
 from curl_cffi.requests.exceptions import RequestException
 from django.conf import settings
 
-from openai_compat.http import USER_AGENT
+from common.http import USER_AGENT
 from openai_compat.upstreams.transport import close_stream
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address

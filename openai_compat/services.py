@@ -22,8 +22,8 @@ from tokens import refreshing
 from tokens import services as token_services
 from tokens.clients import KeyPolicy
 from tokens.models import Kind, Status
+from tokens.oauth import RefreshFailed
 from tokens.pool import Lease, NoCredential, PooledCredential, pool
-from tokens.refresh import RefreshFailed
 
 log = logging.getLogger(__name__)
 CHALLENGE = "upstream_challenge_required"  # the error code of an upstream that demands a challenge

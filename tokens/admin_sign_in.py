@@ -13,7 +13,7 @@ from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
 from tokens import sign_in
-from tokens.refresh import RefreshFailed
+from tokens.oauth import RefreshFailed
 
 
 class CodexSignInMixin:

@@ -26,9 +26,9 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from tokens import codex_auth, shapes
+from common import jwt
+from tokens import oauth, shapes
 from tokens.models import Credential, Kind, Status, WireApi, mask
-from tokens.refresh import jwt_expiry
 
 OPENAI_USAGE = "expected: openai <base_url> <api_key> [model,model,...] [api=responses]"
 CODEX_USAGE = "expected: codex <RefreshToken>[,<ChatGPT-Account-ID>]"
@@ -137,19 +137,17 @@ def codex_auth_json(text: str) -> Entry:
     if not isinstance(tokens, dict) or not isinstance(tokens.get("refresh_token"), str):
         raise LineError('not a Codex auth.json: expected {"tokens": {id_token, access_token, refresh_token, …}}')
     text_of = {name: value for name, value in tokens.items() if isinstance(value, str)}
-    signed_in = codex_auth.Tokens(
-        text_of.get("access_token", ""), text_of["refresh_token"], text_of.get("id_token", "")
-    )
+    signed_in = oauth.Tokens(text_of.get("access_token", ""), text_of["refresh_token"], text_of.get("id_token", ""))
     return codex_entry(signed_in, text_of.get("account_id", ""))
 
 
-def codex_entry(tokens: codex_auth.Tokens, account_id: str = "", line_no: int = 1) -> Entry:
+def codex_entry(tokens: oauth.Tokens, account_id: str = "", line_no: int = 1) -> Entry:
     """A signed-in Codex account as an entry; who it is comes from its id token (or access token)."""
     if not shapes.is_refresh_token(tokens.refresh_token):
         raise LineError(f"not a Codex RefreshToken ({mask(tokens.refresh_token)})")
     if tokens.access_token and not shapes.is_access_token(tokens.access_token):
         raise LineError(f"{mask(tokens.access_token)} is not a JWT AccessToken")
-    who = tokens.claims
+    who = tokens.account
     return Entry(
         line_no,
         Kind.CODEX,
@@ -201,7 +199,7 @@ def _parse_chatgpt(line_no: int, line: str) -> Entry:
 
 def _access_token(token: str) -> str:
     """`token` if it is an AccessToken that still works: alone (no RefreshToken), an expired one never will."""
-    expires = jwt_expiry(token) if shapes.is_access_token(token) else None
+    expires = jwt.expiry(token) if shapes.is_access_token(token) else None
     if expires is None:
         raise LineError(f"{mask(token)} starts like an AccessToken but is not a JWT (header.payload.signature)")
     if expires <= timezone.now():
@@ -257,7 +255,7 @@ def _store(entry: Entry, result: ImportResult) -> None:
         existing.wire_api = entry.wire_api
     if retoken:
         existing.access_token, existing.refresh_token = entry.access_token, entry.refresh_token
-        existing.access_token_expires_at = jwt_expiry(entry.access_token) if entry.access_token else None
+        existing.access_token_expires_at = jwt.expiry(entry.access_token) if entry.access_token else None
         existing.plan = entry.plan or existing.plan
     existing.save(update_fields=[*RENEWED, "status", "last_error", "model_names", "wire_api", "updated_at"])
     result.updated += 1

@@ -7,9 +7,9 @@ import hashlib
 from django.db import models
 from django.utils import timezone
 
+from common import jwt
 from common.masking import mask
 from tokens.crypto import EncryptedTextField
-from tokens.refresh import jwt_expiry
 
 
 class Kind(models.TextChoices):
@@ -99,7 +99,7 @@ class Credential(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.fingerprint = self.compute_fingerprint()
         if self.access_token and self.access_token_expires_at is None:
-            self.access_token_expires_at = jwt_expiry(self.access_token)
+            self.access_token_expires_at = jwt.expiry(self.access_token)
         super().save(*args, **kwargs)
 
     @property

@@ -11,7 +11,7 @@ from curl_cffi import requests
 from curl_cffi.requests.exceptions import RequestException
 from django.conf import settings
 
-from chat2api_site import __version__
+from common.http import USER_AGENT
 from tokens.models import Credential, Kind
 
 ACCOUNTS_PATH = "/backend-api/accounts/check/v4-2023-04-27"
@@ -26,7 +26,7 @@ def probe_url(cred: Credential) -> str:
 
 def get(cred: Credential) -> requests.Response:
     """One authenticated GET of `probe_url`; raises curl_cffi's `RequestException` when unreachable."""
-    headers = {"User-Agent": f"chat2api/{__version__}", "Authorization": f"Bearer {cred.api_key or cred.access_token}"}
+    headers = {"User-Agent": USER_AGENT, "Authorization": f"Bearer {cred.api_key or cred.access_token}"}
     if cred.account_id:
         headers["ChatGPT-Account-ID"] = cred.account_id
     return requests.get(probe_url(cred), headers=headers, timeout=(settings.UPSTREAM_CONNECT_TIMEOUT, 20))

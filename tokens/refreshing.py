@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from prometheus_client import Counter
 
-from tokens import codex_auth, refresh
+from tokens import oauth
 from tokens.models import Credential, Kind, Status
 
 REFRESH_CLAIM_SECONDS = 60
@@ -68,7 +68,7 @@ def refresh_credential(cred_id: int, force: bool = False) -> Outcome:
     cred = Credential.objects.get(pk=cred_id)
     try:
         fresh = _exchange(cred)
-    except refresh.RefreshFailed as exc:
+    except oauth.RefreshFailed as exc:
         return _failed(cred, exc)
     # The new tokens land in the one write that releases our claim: a rotated (single-use) RefreshToken is
     # stored before anyone may claim again, so no RefreshToken is ever sent twice.
@@ -81,8 +81,8 @@ def refresh_credential(cred_id: int, force: bool = False) -> Outcome:
 def _exchange(cred: Credential) -> dict[str, Any]:
     """Call the token endpoint of `cred`'s kind; the columns the refresh rewrites."""
     if cred.kind == Kind.CODEX:
-        tokens = codex_auth.refresh(cred.refresh_token)
-        who = tokens.claims
+        tokens = oauth.refresh(cred.refresh_token)
+        who = tokens.account
         return {
             "access_token": tokens.access_token,
             "refresh_token": tokens.refresh_token,
@@ -91,15 +91,15 @@ def _exchange(cred: Credential) -> dict[str, Any]:
             "account_id": cred.account_id or who.account_id,
             "user_id": cred.user_id or who.user_id,
         }
-    fresh = refresh.exchange(cred.refresh_token)
+    fresh = oauth.exchange(cred.refresh_token)
     return {
         "access_token": fresh.access_token,
-        "refresh_token": fresh.refresh_token or cred.refresh_token,
+        "refresh_token": fresh.refresh_token,
         "access_token_expires_at": fresh.expires_at,
     }
 
 
-def _failed(cred: Credential, exc: refresh.RefreshFailed) -> Outcome:
+def _failed(cred: Credential, exc: oauth.RefreshFailed) -> Outcome:
     if exc.permanent:
         status, result = Status.INVALID, "invalid"
     else:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Case, Count, F, Max, Value, When
 from django.utils import timezone
 
-from tokens import refresh
+from tokens import oauth
 from tokens.models import Credential, Status, Usage
 
 ANY_MODEL = "*"
@@ -122,7 +122,7 @@ def own_access_token(refresh_token: str) -> str:
     key = "own-at:" + hashlib.sha256(refresh_token.encode()).hexdigest()
     token = cache.get(key)
     if token is None:
-        refreshed = refresh.exchange(refresh_token)
+        refreshed = oauth.exchange(refresh_token)
         ttl = (refreshed.expires_at - timezone.now()).total_seconds() - 60 if refreshed.expires_at else 3600
         token = refreshed.access_token
         cache.set(key, token, max(60, int(ttl)))

@@ -7,25 +7,16 @@ An AccessToken is a JWT (`eyJ….….…`) whose payload decodes to a JSON objec
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
-import orjson
+from common import jwt
 
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*", re.ASCII)
 REFRESH_TOKEN = re.compile(r"rt_[\w.-]{20,2048}|[\w-]{40,2048}", re.ASCII)
 
 
 def is_access_token(token: str) -> bool:
-    if not JWT.fullmatch(token):
-        return False
-    payload = token.split(".")[1]
-    try:
-        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (binascii.Error, ValueError):
-        return False
-    return isinstance(claims, dict)
+    return JWT.fullmatch(token) is not None and jwt.payload(token) is not None
 
 
 def is_refresh_token(token: str) -> bool:

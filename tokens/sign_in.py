@@ -13,8 +13,8 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 
-from tokens import codex_auth, crypto, importing
-from tokens.refresh import RefreshFailed
+from tokens import crypto, importing, oauth
+from tokens.oauth import RefreshFailed
 
 SESSION_KEY = "codex_device_login"
 
@@ -25,9 +25,9 @@ class Step:
     message: str = ""
 
 
-def start(session: SessionBase) -> codex_auth.DeviceLogin:
+def start(session: SessionBase) -> oauth.DeviceLogin:
     """Ask the issuer for a user code and remember the login; raises `RefreshFailed`."""
-    login = codex_auth.start_device_login()
+    login = oauth.start_device_login()
     session[SESSION_KEY] = {
         "device": crypto.encrypt(login.device_auth_id),
         "code": login.user_code,
@@ -38,12 +38,12 @@ def start(session: SessionBase) -> codex_auth.DeviceLogin:
     return login
 
 
-def running(session: SessionBase) -> codex_auth.DeviceLogin | None:
+def running(session: SessionBase) -> oauth.DeviceLogin | None:
     saved: dict[str, Any] | None = session.get(SESSION_KEY)
     if saved is None or saved["expires_at"] <= time.time():
         return None
     device = crypto.decrypt(saved["device"])
-    return codex_auth.DeviceLogin(device, saved["code"], saved["interval"], saved["expires_at"])
+    return oauth.DeviceLogin(device, saved["code"], saved["interval"], saved["expires_at"])
 
 
 def step(session: SessionBase) -> Step:
@@ -56,7 +56,7 @@ def step(session: SessionBase) -> Step:
         return Step("pending")
     session[SESSION_KEY] = {**saved, "next_poll": time.time() + login.interval}
     try:
-        tokens = codex_auth.poll_device_login(login)
+        tokens = oauth.poll_device_login(login)
     except RefreshFailed as exc:
         session.pop(SESSION_KEY, None)
         return Step("failed", f"The sign-in failed: {exc.reason}")
@@ -66,7 +66,7 @@ def step(session: SessionBase) -> Step:
     return _store(tokens)
 
 
-def _store(tokens: codex_auth.Tokens) -> Step:
+def _store(tokens: oauth.Tokens) -> Step:
     try:
         entry = importing.codex_entry(tokens)
     except importing.LineError as exc:

@@ -24,9 +24,9 @@ from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException
 from django.conf import settings
 
+from common.http import proxy_for, session_for
 from openai_compat import fetch
 from openai_compat.errors import invalid
-from openai_compat.http import proxy_for, session_for
 from openai_compat.schema import text_of
 from openai_compat.upstreams.base import UpstreamCredential, UpstreamError
 from openai_compat.upstreams.chatgpt_markdown import Asset

@@ -18,8 +18,8 @@ from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException, Timeout
 from django.conf import settings
 
+from common.http import proxy_for, session_for
 from openai_compat import catalog
-from openai_compat.http import proxy_for, session_for
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams import chatgpt_files
 from openai_compat.upstreams.base import Action, Delta, UpstreamCredential, UpstreamError

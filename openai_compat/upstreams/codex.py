@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from openai_compat.http import USER_AGENT
+from common.http import USER_AGENT
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams.base import Delta, UpstreamCredential, UpstreamError
 from openai_compat.upstreams.codex_body import codex_body, native_body

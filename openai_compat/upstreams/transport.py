@@ -10,8 +10,8 @@ import orjson
 from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException, Timeout
 
+from common.http import proxy_for, session_for
 from common.masking import mask
-from openai_compat.http import proxy_for, session_for
 from openai_compat.upstreams.base import UpstreamCredential, UpstreamError
 
 MAX_REASON = 300

@@ -9,10 +9,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from common.jwt import expiry as jwt_expiry
 from tests.factories import chatgpt_account
 from tokens import refreshing
 from tokens.models import Credential, Status
-from tokens.refresh import jwt_expiry
 
 pytestmark = pytest.mark.django_db
 

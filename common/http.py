@@ -1,4 +1,5 @@
-"""Long-lived curl_cffi sessions, one per (upstream origin, proxy, event loop), reused across requests.
+"""Outbound HTTP: long-lived curl_cffi sessions, one per (upstream origin, proxy, event loop), reused across
+requests, the credential's sticky proxy, and the User-Agent every call (sessions and one-off calls) carries.
 
 curl_cffi is used as a plain HTTP client: no browser impersonation, an honest User-Agent.
 """
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 from curl_cffi.requests import AsyncSession
 from django.conf import settings
 
-from chat2api_site import __version__
+from common.version import __version__
 
 USER_AGENT = f"chat2api/{__version__}"
 
