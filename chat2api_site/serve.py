@@ -2,20 +2,34 @@
 
 Only the embedded default (SQLite, one machine) migrates here. Elsewhere every node would migrate at
 once, so migrations are the release step's (`manage.py migrate`, the Procfile's `release`) and a node
-refuses to start on a database they have not reached yet. The ASGI server is daphne unless
-`ASGI_SERVER=uvicorn`; both serve the same application.
+refuses to start on a database they have not reached yet. These duties run once, in this process; then it
+serves with uvicorn (`WEB_CONCURRENCY` worker processes, which it supervises) or, with `ASGI_SERVER=daphne`,
+becomes one daphne process.
+
+uvicorn runs as its command line would, except that logging stays Django's `LOGGING` (uvicorn's own handlers
+would write plain lines into a JSON log) and a worker stopped by SIGTERM exits normally once it has shut down
+gracefully: uvicorn re-raises the signal with the default handler, which would kill the process before its
+`atexit` handlers (the request log's last batch) run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
 
 import django
+import uvicorn
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
+from uvicorn.supervisors import Multiprocess
 
 ADMIN_HINT = (
     "No admin account exists yet. Create one with:\n"
@@ -58,11 +72,61 @@ def ensure_admin() -> None:
         print(ADMIN_HINT)
 
 
-def server_argv(host: str, port: int) -> list[str]:
-    app = "chat2api_site.asgi:application"
-    if settings.ASGI_SERVER == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port), "--no-access-log", app]
-    return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), app]
+APP = "chat2api_site.asgi:application"
+MULTIPLIED = (
+    "chat2api: WEB_CONCURRENCY={workers} without REDIS_URL: each worker process keeps its own pool state, so every "
+    "per-credential concurrency limit, cooldown and client key rate counts {workers} times; set REDIS_URL to share them"
+)
+
+
+class Config(uvicorn.Config):
+    """uvicorn calls `configure_logging` in the supervisor and first thing in every worker process it spawns."""
+
+    def configure_logging(self) -> None:
+        super().configure_logging()
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop, exit_normally)
+
+
+def exit_normally(signum: int, frame: FrameType | None) -> None:
+    """What uvicorn's re-raised stop signal does: a normal exit, so `atexit` runs."""
+    sys.exit(0)
+
+
+@contextlib.contextmanager
+def metrics_directory(workers: int) -> Iterator[None]:
+    """Workers sum their metrics through files: an operator's directory loses an earlier run's; without one,
+    several workers share a temporary one for this run."""
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        for stale in Path(settings.PROMETHEUS_MULTIPROC_DIR).glob("*.db"):
+            stale.unlink()
+        yield
+    elif workers > 1:
+        with tempfile.TemporaryDirectory(prefix="chat2api-metrics-") as path:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+            yield
+    else:
+        yield
+
+
+def serve_uvicorn(host: str, port: int, workers: int) -> None:
+    """`uvicorn.run()` with our `Config`; one worker serves in this process."""
+    if workers > 1 and not settings.REDIS_URL:
+        print(MULTIPLIED.format(workers=workers), file=sys.stderr, flush=True)
+    connections.close_all()  # this thread becomes the event loop's (one worker) or only supervises
+    config = Config(
+        APP, host=host, port=port, workers=workers, loop="uvloop", http="httptools", lifespan="off", log_config=None
+    )
+    with metrics_directory(workers):
+        if workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            uvicorn.Server(config).run()
+
+
+def serve_daphne(host: str, port: int) -> None:
+    argv = [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), APP]
+    os.execv(argv[0], argv)
 
 
 def main() -> None:
@@ -74,8 +138,10 @@ def main() -> None:
     ensure_admin()
     host, port = settings.HOST, settings.PORT
     print(f"chat2api serving on http://{host}:{port}/ (admin: http://{host}:{port}/admin/)", flush=True)
-    argv = server_argv(host, port)
-    os.execv(argv[0], argv)
+    if settings.ASGI_SERVER == "daphne":
+        serve_daphne(host, port)
+    else:
+        serve_uvicorn(host, port, settings.WEB_CONCURRENCY)
 
 
 if __name__ == "__main__":

@@ -110,10 +110,13 @@ LEASE_TTL_SECONDS: float = _read("float", "LEASE_TTL_SECONDS", 20.0, minimum=0.1
 MODEL_MAP: dict[str, str] = _read("json", "MODEL_MAP", {})
 HOST: str = _read("str", "HOST", "127.0.0.1")
 PORT: int = _read("int", "PORT", 5005, minimum=1, maximum=65535)
-ASGI_SERVER: str = _read("str", "ASGI_SERVER", "daphne", choices=("daphne", "uvicorn"))
+ASGI_SERVER: str = _read("str", "ASGI_SERVER", "uvicorn", choices=("daphne", "uvicorn"))
 ADMIN_USERNAME: str = _read("str", "ADMIN_USERNAME", "")
 ADMIN_PASSWORD: str = _read("str", "ADMIN_PASSWORD", "")
 REDIS_URL: str = environment.redis_url("REDIS_URL")
+# uvicorn worker processes of `serve`: a core each when Redis holds the pool state they share; without it one,
+# since each process would enforce every per-credential limit on its own.
+WEB_CONCURRENCY: int = _read("int", "WEB_CONCURRENCY", len(os.sched_getaffinity(0)) if REDIS_URL else 1, minimum=1)
 # Every Redis key this deployment writes (pool state, cache) starts with this, so deployments (and test runs)
 # can share one Redis database without touching each other's keys.
 REDIS_KEY_PREFIX: str = _read("str", "REDIS_KEY_PREFIX", "chat2api")
