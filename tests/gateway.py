@@ -1,4 +1,5 @@
-"""Start the project's real ASGI server (daphne, as in production) as a child process on a loopback port."""
+"""Start the project's real ASGI server as a child process on a loopback port: uvicorn as `serve` runs it in
+production (`serve_uvicorn`, without the database duties before it), or daphne."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def free_port() -> int:
 
 
 class Gateway:
-    def __init__(self, env: dict[str, str], server: str = "daphne", workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str], server: str = "uvicorn", workers: int = 1) -> None:
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -39,19 +40,10 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Gateway:
+        serve = f"from chat2api_site import serve; serve.serve_uvicorn('127.0.0.1', {self.port}, {self.workers})"
         args = {
             "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chat2api_site.asgi:application"],
-            "uvicorn": [
-                "-m",
-                "uvicorn",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "chat2api_site.asgi:application",
-            ],
+            "uvicorn": ["-c", f"import django; django.setup(); {serve}"],
         }[self.server]
         self.log.parent.mkdir(exist_ok=True)
         out = self.log.open("wb")
