@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 from asgiref.sync import sync_to_async
@@ -16,6 +16,7 @@ from django.conf import settings
 from openai_compat import accounting, catalog, metrics
 from openai_compat.errors import APIError, invalid, model_not_found
 from openai_compat.registry import UPSTREAMS
+from openai_compat.route import Route
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams.base import Action, Delta, UpstreamError
 from tokens import refreshing
@@ -40,28 +41,6 @@ class Caller:
     scope: str = ""  # who owns what this caller stores (stored responses): a digest of its key, never the key
 
 
-def slug_for(cred: PooledCredential, model: str) -> str | None:
-    """The upstream model name `cred` would use for `model`, or None if it cannot serve it."""
-    if cred.kind == Kind.CHATGPT:
-        return catalog.chatgpt_slug(model)
-    if cred.kind == Kind.CODEX:
-        return catalog.codex_slug(model)
-    return model if cred.serves(model) else None
-
-
-def serving(model: str) -> Callable[[PooledCredential], bool]:
-    """Which pool credentials can serve `model`: the candidates of a pick and the peers in health checks."""
-    return lambda cred: slug_for(cred, model) is not None
-
-
-def able(request: ChatRequest) -> Callable[[PooledCredential], bool]:
-    """Which pool credentials can take `request`: they serve its model and, when it has tools, can call them."""
-    serves = serving(request.model)
-    if not request.calls_tools:
-        return serves
-    return lambda cred: serves(cred) and UPSTREAMS[cred.kind].calls_tools
-
-
 def no_tools(model: str) -> APIError:
     message = (
         f"No credential that serves '{model}' can call tools (ChatGPT web accounts cannot); "
@@ -77,7 +56,7 @@ class Answer:
     cred: PooledCredential
     head: list[Delta]
     rest: AsyncIterator[Delta]
-    model: str = ""
+    route: Route
     failed: bool = field(default=False)
     lease: Lease | None = None  # the pool slot this answer holds; None for a caller's own token
     usage: dict[str, int] | None = None  # set by the renderer once the answer is complete
@@ -86,6 +65,10 @@ class Answer:
 
     def __post_init__(self) -> None:
         self.ticket = accounting.answering(self.cred.kind, self.cred.id)
+
+    @property
+    def model(self) -> str:
+        return self.route.model
 
     @property
     def conversation_id(self) -> str:
@@ -119,7 +102,8 @@ class Answer:
             if lease is not None:
                 await _release(lease)
                 if self.failed:
-                    await pool.failed_transiently(self.cred, serving(self.model), "the upstream failed mid-answer")
+                    peers = self.route.peers(pool.credentials, self.cred)
+                    await pool.failed_transiently(self.cred, peers, "the upstream failed mid-answer")
                 else:
                     await pool.succeeded(self.cred)
 
@@ -127,31 +111,30 @@ class Answer:
 async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
     """Try credentials until one starts answering; raise `APIError` when none does."""
     await accounting.admit(request, caller.key)
+    route = Route(request.model, request.calls_tools)
     if caller.own is not None:
-        return await _start_own(request, caller.own)
+        return await _start_own(request, route, caller.own)
     await pool.ready()
-    candidates = able(request)
-    creds = pool.credentials
-    if request.calls_tools and not any(map(candidates, creds)) and any(map(serving(request.model), creds)):
+    if route.tools and not route.candidates(pool.credentials) and route.served(pool.credentials):
         raise no_tools(request.model)
     tried: set[int] = set()
     last: UpstreamError | None = None
     for _ in range(settings.RETRY_TIMES + 1):
         try:
-            lease = await pool.pick(request.model, candidates, tried, caller.affinity)
+            lease = await pool.pick(request.model, route.candidates(pool.credentials), tried, caller.affinity)
         except NoCredential as exc:
-            raise _exhausted(request.model, exc, last) from None
+            raise _exhausted(route, exc, last) from None
         metrics.LEASES.inc()
         cred = lease.cred
         tried.add(cred.id)
         try:
-            answer = await _attempt(cred, request)
+            answer = await _attempt(cred, request, route)
         except UpstreamError as err:
             log.warning("credential %s failed for %s: %s", cred, request.model, err.message)
             metrics.UPSTREAM_FAILURES.labels(cred.kind, err.action).inc()
             pool.record_use(cred, request.model, True, None)
             try:  # penalize before releasing, so no other request takes the slot of a credential about to cool
-                await _penalize(cred, err, request.model)
+                await _penalize(cred, err, route)
             finally:
                 await _release(lease)
             if not err.retryable:
@@ -171,8 +154,8 @@ async def _release(lease: Lease) -> None:
     await pool.release(lease)
 
 
-async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
-    if slug_for(cred, request.model) is None:
+async def _start_own(request: ChatRequest, route: Route, cred: PooledCredential) -> Answer:
+    if route.slug(cred) is None:
         raise model_not_found(request.model)
     if request.calls_tools and not UPSTREAMS[cred.kind].calls_tools:
         raise no_tools(request.model)
@@ -183,7 +166,7 @@ async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
             raise APIError(401, f"Your RefreshToken was refused: {exc.reason}", code="invalid_api_key") from None
         cred = replace(cred, access_token=token)
     try:
-        return await _attempt(cred, request)
+        return await _attempt(cred, request, route)
     except UpstreamError as err:
         if err.action in (Action.INVALID, Action.REFRESH):
             raise APIError(
@@ -192,14 +175,14 @@ async def _start_own(request: ChatRequest, cred: PooledCredential) -> Answer:
         raise _client_error(err) from None
 
 
-async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
+async def _attempt(cred: PooledCredential, request: ChatRequest, route: Route) -> Answer:
     """Open the upstream stream and read up to its first output (for a stream) or to its end (otherwise:
     the client sees nothing before the whole answer, so any failure until then can still fail over).
     An empty answer is a failure; a moderation block before any text is an answer (`content_filter`).
     """
     fresh = await _fresh(cred)
     refreshed, cred = fresh is not cred, fresh
-    stream = UPSTREAMS[cred.kind].stream(cred, request, slug_for(cred, request.model))
+    stream = UPSTREAMS[cred.kind].stream(cred, request, route.slug(cred))
     head: list[Delta] = []
     started = False
     try:
@@ -209,7 +192,7 @@ async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
             head.append(delta)
             started = started or delta.has_output or delta.finish_reason == "content_filter"
             if started and request.stream:
-                return Answer(cred, head, stream, request.model)
+                return Answer(cred, head, stream, route)
     except UpstreamError as err:
         await stream.aclose()
         if refreshed and err.action == Action.REFRESH:  # a new token refused at once: no refresh will help
@@ -219,7 +202,7 @@ async def _attempt(cred: PooledCredential, request: ChatRequest) -> Answer:
         await stream.aclose()
         raise
     if started:
-        return Answer(cred, head, stream, request.model)
+        return Answer(cred, head, stream, route)
     raise UpstreamError("The upstream returned an empty answer.")
 
 
@@ -244,24 +227,25 @@ def _challenged(err: UpstreamError | None) -> bool:
     return err is not None and err.code == CHALLENGE
 
 
-async def _penalize(cred: PooledCredential, err: UpstreamError, model: str) -> None:
+async def _penalize(cred: PooledCredential, err: UpstreamError, route: Route) -> None:
     if err.quota is not None:
         await pool.note_quota(cred, err.quota)
     # A demanded challenge, or a plan's usage limit (a fact until its reset), is not a rate limit: its cooldown
     # holds even with ENABLE_LIMIT off.
     if err.action == Action.COOLDOWN and (settings.ENABLE_LIMIT or _challenged(err) or err.code == USAGE_LIMIT):
         seconds = err.retry_after or settings.DEFAULT_COOLDOWN_SECONDS
-        await pool.cool_down(cred, seconds, model if err.model_scoped else None, err.message)
+        await pool.cool_down(cred, seconds, route.model if err.model_scoped else None, err.message)
     elif err.action == Action.REFRESH:
         status = Status.NEEDS_REFRESH if cred.refresh_token else Status.INVALID
         await pool.disable(cred, status, err.message)
     elif err.action == Action.INVALID:
         await pool.disable(cred, Status.INVALID, err.message)
     elif err.action == Action.NEXT:
-        await pool.failed_transiently(cred, serving(model), err.message)
+        await pool.failed_transiently(cred, route.peers(pool.credentials, cred), err.message)
 
 
-def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> APIError:
+def _exhausted(route: Route, exc: NoCredential, last: UpstreamError | None) -> APIError:
+    model = route.model
     if exc.retry_after is not None and not _challenged(last):
         wait = int(exc.retry_after + 0.999)
         state = "at its concurrency limit" if exc.busy else "cooling down"
@@ -275,15 +259,11 @@ def _exhausted(model: str, exc: NoCredential, last: UpstreamError | None) -> API
         )
     if last is not None:
         return _client_error(last)
-    if not any(slug_for(c, model) for c in pool.credentials) and not _known_model(model):
+    if not route.served(pool.credentials) and not route.known:
         return model_not_found(model)
     return APIError(
         503, f"No usable credential can serve '{model}' right now.", type="server_error", code="no_credential"
     )
-
-
-def _known_model(model: str) -> bool:
-    return catalog.chatgpt_slug(model) is not None or catalog.codex_slug(model) is not None
 
 
 def _client_error(err: UpstreamError) -> APIError:

@@ -19,7 +19,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -204,9 +204,10 @@ class CredentialPool:
         return self._snap.credentials
 
     async def pick(
-        self, model: str, serves: Callable[[PooledCredential], bool], exclude: Iterable[int], affinity: str = ""
+        self, model: str, serving: Iterable[PooledCredential], exclude: Iterable[int], affinity: str = ""
     ) -> Lease:
-        """Lease one credential for `model`, never one in `exclude`; raises `NoCredential`.
+        """Lease one of `serving` (the snapshot's credentials that can take the request) for `model`, never one
+        in `exclude`; raises `NoCredential`.
 
         With an `affinity` key, the same key lands on the same credential while it is ready (rendezvous
         hashing, so removing one credential moves only the keys that were on it). When every candidate is
@@ -214,13 +215,13 @@ class CredentialPool:
         wakes the wait at once, one on another node is seen by polling.
         """
         excluded = set(exclude)
-        serving = {c.id: c for c in self._snap.credentials if serves(c)}
-        headroom = _by_headroom(serving.values())
-        candidates = [Candidate(c.id, c.limit, c.id in excluded) for c in serving.values()]
+        by_id = {c.id: c for c in serving}
+        headroom = _by_headroom(by_id.values())
+        candidates = [Candidate(c.id, c.limit, c.id in excluded) for c in by_id.values()]
         if affinity:
             lease = await self._pick_sticky(candidates, model, affinity)
             if lease is not None:
-                return Lease(serving[lease[0]], lease[1])
+                return Lease(by_id[lease[0]], lease[1])
         deadline = time.monotonic() + settings.POOL_WAIT_SECONDS
         pause = 0.01
         while True:
@@ -228,7 +229,7 @@ class CredentialPool:
             point = random.random() if _at_random() else None
             got = await self._held.take(self.state, candidates, model, lease, point, headroom)
             if isinstance(got, int):
-                return Lease(serving[got], lease)
+                return Lease(by_id[got], lease)
             left = deadline - time.monotonic()
             if not got.busy:
                 raise NoCredential(retry_after=max(1.0, got.cooling_for) if got.cooling_for else None)
@@ -288,14 +289,12 @@ class CredentialPool:
         await self.state.cool_down(cred.id, model or ANY_MODEL, until)
         await in_thread(services.mark_cooling, cred.id, until, model, reason)
 
-    async def failed_transiently(
-        self, cred: PooledCredential, serves: Callable[[PooledCredential], bool], reason: str
-    ) -> None:
-        """Count a transient failure; eject `cred` when it is an outlier among the credentials that `serves`
-        the model (`tokens.health`): in the shared state first, then in the database with the reason."""
+    async def failed_transiently(self, cred: PooledCredential, others: list[int], reason: str) -> None:
+        """Count a transient failure; eject `cred` when it is an outlier among `others` (the ids of the other
+        credentials that serve the same model; `tokens.health`): in the shared state first, then in the database
+        with the reason."""
         if cred.id is None:
             return
-        others = [c.id for c in self._snap.credentials if c.id != cred.id and serves(c)]
         now = time.time()
         evidence = await self.state.note_outcome(cred.id, True, now, settings.OUTLIER_WINDOW_SECONDS, others)
         verdict = health.judge(evidence) if evidence is not None else None

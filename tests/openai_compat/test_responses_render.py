@@ -18,6 +18,7 @@ from openai_compat.errors import APIError
 from openai_compat.lifecycle import Starting
 from openai_compat.responses.render import response_object, stream_events
 from openai_compat.responses.request import ResponsesRequest
+from openai_compat.route import Route
 from openai_compat.schema import ChatRequest
 from openai_compat.services import Answer
 from openai_compat.upstreams.base import Delta, UpstreamError
@@ -64,7 +65,7 @@ async def ignore(response: dict[str, Any]) -> None:
 def answer(script: Script) -> Answer:
     """An answer whose first delta is in hand, as the pipeline hands it over; `lease=None`, so closing it only
     records its use (in memory: the credential has no id)."""
-    return Answer(PooledCredential(id=None, kind="openai"), script[:1], upstream(script[1:]), MODEL)
+    return Answer(PooledCredential(id=None, kind="openai"), script[:1], upstream(script[1:]), Route(MODEL))
 
 
 class Run:

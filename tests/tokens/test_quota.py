@@ -91,8 +91,9 @@ def test_auto_strategy_is_headroom_among_codex_accounts_only(state, settings):
     async def scenario() -> tuple[list[int], list[int]]:
         await pool.note_quota(CODEX[0], Quota(Window(60, 300, time.time() + HOUR)))
         await pool.note_quota(CODEX[1], Quota(Window(30, 300, time.time() + HOUR)))
-        codex = [(await pool.pick("m1", lambda c: c.kind == "codex", ())).cred.id for _ in range(3)]
-        mixed = [(await pool.pick("m1", lambda c: True, ())).cred.id for _ in range(3)]
+        accounts = [c for c in pool.credentials if c.kind == "codex"]
+        codex = [(await pool.pick("m1", accounts, ())).cred.id for _ in range(3)]
+        mixed = [(await pool.pick("m1", pool.credentials, ())).cred.id for _ in range(3)]
         return codex, mixed
 
     codex, mixed = run(state, scenario)
@@ -110,7 +111,7 @@ def test_pool_strategy_setting(state, settings, strategy, random_token, expected
 
     async def scenario() -> list[int]:
         await pool.note_quota(CODEX[0], Quota(Window(60, 300, time.time() + HOUR)))
-        return [(await pool.pick("m1", lambda c: True, ())).cred.id for _ in range(3)]
+        return [(await pool.pick("m1", pool.credentials, ())).cred.id for _ in range(3)]
 
     assert run(state, scenario) == expected
 

@@ -174,15 +174,15 @@ def test_pick_waits_for_a_release_then_gives_up_busy(state, settings):
     pool = pool_with(state, ONE_SLOT)
 
     async def scenario() -> tuple[float, float]:
-        first = await pool.pick("m1", lambda c: True, ())
+        first = await pool.pick("m1", pool.credentials, ())
         asyncio.get_running_loop().call_later(0.1, lambda: asyncio.ensure_future(pool.release(first)))
         start = time.monotonic()
-        second = await pool.pick("m1", lambda c: True, ())
+        second = await pool.pick("m1", pool.credentials, ())
         waited = time.monotonic() - start
         assert isinstance(second, Lease) and second.id != first.id
         start = time.monotonic()
         with pytest.raises(NoCredential) as refused:
-            await pool.pick("m1", lambda c: True, ())
+            await pool.pick("m1", pool.credentials, ())
         assert refused.value.busy and refused.value.retry_after == 1.0
         return waited, time.monotonic() - start
 
@@ -198,7 +198,7 @@ def test_pick_fails_at_once_when_all_are_cooling(state, settings):
     async def scenario() -> None:
         await state.cool_down(1, ANY_MODEL, time.time() + 42)
         with pytest.raises(NoCredential) as refused:
-            await pool.pick("m1", lambda c: True, ())
+            await pool.pick("m1", pool.credentials, ())
         assert not refused.value.busy and 40 < refused.value.retry_after <= 42
 
     run(state, scenario)
@@ -224,7 +224,7 @@ def test_a_pick_cancelled_while_the_state_answers_leaves_no_lease(state):
 
     async def scenario() -> int:
         await state.in_flight(1, NOW)  # Redis: connected, so that the pick's script goes out at once
-        picking = asyncio.ensure_future(pool.pick("m1", lambda c: True, ()))
+        picking = asyncio.ensure_future(pool.pick("m1", pool.credentials, ()))
         await asyncio.sleep(0)  # the acquire is under way (in Redis: the script is sent)
         picking.cancel()
         with pytest.raises(asyncio.CancelledError):
