@@ -8,7 +8,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from tokens.models import mask
+from common.masking import mask
 
 
 def fingerprint(token: str) -> str:

@@ -8,7 +8,6 @@ would travel in the URL's query string (server logs, browser history) and be ech
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -27,18 +26,17 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+from common.masking import mask, redact
 from tokens import operations, overview, quota, usage
 from tokens.admin_login import ThrottledLoginForm
 from tokens.admin_sign_in import CodexSignInMixin
 from tokens.discovery import fetch_models
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
-from tokens.models import Credential, Kind, mask
+from tokens.models import Credential, Kind
 from tokens.probe import probe
 from tokens.refreshing import refresh_credential
 
-# Secrets of any credential that an upstream might echo in an error: API keys and JWTs.
-SECRET_PATTERN = re.compile(r"sk-[\w-]{12,}|eyJ[\w-]+\.[\w-]+\.[\w-]+")
 MAX_ERROR_MESSAGES = 20
 USAGE_DAYS = 30
 ERROR_TOOLTIP = 300  # characters of a last error in the list; the form shows it whole
@@ -46,11 +44,8 @@ ERROR_TOOLTIP = 300  # characters of a last error in the list; the form shows it
 admin.site.login_form = ThrottledLoginForm  # password guessing is slowed down (tokens/throttle.py)
 
 
-def redact(text: str, cred: Credential) -> str:
-    for secret in (cred.api_key, cred.access_token, cred.refresh_token):
-        if secret:
-            text = text.replace(secret, mask(secret))
-    return SECRET_PATTERN.sub(lambda m: mask(m.group()), text)
+def last_error(cred: Credential) -> str:
+    return redact(cred.last_error, cred.api_key, cred.access_token, cred.refresh_token)
 
 
 def clipped(text: str, title: str = "", css: str = "pool-clip") -> SafeString:
@@ -174,12 +169,12 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
 
     @admin.display(description="last error")
     def short_error(self, obj: Credential) -> SafeString:
-        error = redact(obj.last_error, obj)
+        error = last_error(obj)
         return clipped(Truncator(error).chars(80), Truncator(error).chars(ERROR_TOOLTIP), "pool-clip pool-error")
 
     @admin.display(description="last error")
     def error(self, obj: Credential) -> str:
-        return redact(obj.last_error, obj)
+        return last_error(obj)
 
     @admin.display(description="model cooldowns")
     def model_cooldown_lines(self, obj: Credential) -> SafeString:

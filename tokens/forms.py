@@ -8,7 +8,8 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
-from tokens.models import Credential, Kind, mask
+from common.masking import mask
+from tokens.models import Credential, Kind
 
 SECRET_FIELDS = ("access_token", "refresh_token", "api_key")
 MAX_IMPORT_BYTES = 5 * 1024 * 1024

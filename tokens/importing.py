@@ -27,8 +27,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from common import jwt
+from common.masking import mask
 from tokens import oauth, shapes
-from tokens.models import Credential, Kind, Status, WireApi, mask
+from tokens.models import Credential, Kind, Status, WireApi
 
 OPENAI_USAGE = "expected: openai <base_url> <api_key> [model,model,...] [api=responses]"
 CODEX_USAGE = "expected: codex <RefreshToken>[,<ChatGPT-Account-ID>]"

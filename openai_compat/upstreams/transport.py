@@ -11,7 +11,7 @@ from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException, Timeout
 
 from common.http import proxy_for, session_for
-from common.masking import mask
+from common.masking import redact
 from openai_compat.upstreams.base import UpstreamCredential, UpstreamError
 
 MAX_REASON = 300
@@ -76,10 +76,7 @@ def error_text(raw: bytes, cred: UpstreamCredential) -> str:
 
 
 def scrub(text: str, cred: UpstreamCredential) -> str:
-    for secret in (cred.api_key, cred.access_token, cred.refresh_token):
-        if secret:
-            text = text.replace(secret, mask(secret))
-    return text
+    return redact(text, cred.api_key, cred.access_token, cred.refresh_token)
 
 
 def retry_after(headers: Any, default: float) -> float:
