@@ -23,7 +23,6 @@ from mirror.models import SeedToken, fingerprint
 from openai_compat.services import Caller
 from tokens import crypto, shapes
 from tokens import services as token_services
-from tokens.models import Kind
 from tokens.oauth import RefreshFailed
 from tokens.pool import PooledCredential
 from tokens.throttle import Throttle, by_address, client_address
@@ -53,16 +52,7 @@ class Identity:
 
 def caller_for(identity: Identity) -> Caller:
     if identity.kind == "own":
-        secret = crypto.decrypt(identity.ref)
-        is_access_token = secret.startswith("eyJ")  # as openai_compat.auth.caller_from decides
-        own = PooledCredential(
-            id=None,
-            kind=Kind.CHATGPT,
-            access_token=secret if is_access_token else "",
-            refresh_token="" if is_access_token else secret,
-            account_id=identity.account_id,
-        )
-        return Caller(own=own)
+        return Caller(own=PooledCredential.own(crypto.decrypt(identity.ref), identity.account_id))
     return Caller(affinity=f"seed:{identity.ref}" if identity.kind == "seed" else "")
 
 

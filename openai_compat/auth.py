@@ -17,7 +17,6 @@ from openai_compat.errors import APIError, error_response, unexpected
 from openai_compat.services import Caller
 from tokens import clients
 from tokens import services as token_services
-from tokens.models import Kind
 from tokens.oauth import RefreshFailed
 from tokens.pool import PooledCredential
 from tokens.shapes import is_access_token, is_refresh_token
@@ -52,13 +51,12 @@ async def caller_from(request: HttpRequest) -> Caller:
     if not settings.ALLOW_OWN_TOKENS:
         raise wrong_key()
     if is_access_token(secret):
-        own = PooledCredential(None, Kind.CHATGPT, access_token=secret, account_id=account_id)
-        return Caller(own=own, scope=scope_of(secret))
-    if not is_refresh_token(secret):
+        access_token = ""
+    elif is_refresh_token(secret):
+        access_token = await exchange_own(secret, by_address(client_address(request)))
+    else:
         raise wrong_key()
-    access_token = await exchange_own(secret, by_address(client_address(request)))
-    own = PooledCredential(None, Kind.CHATGPT, access_token=access_token, refresh_token=secret, account_id=account_id)
-    return Caller(own=own, scope=scope_of(secret))
+    return Caller(own=PooledCredential.own(secret, account_id, access_token), scope=scope_of(secret))
 
 
 def scope_of(key: str) -> str:

@@ -29,7 +29,6 @@ from openai_compat.upstreams.chatgpt_markdown import Asset
 from openai_compat.upstreams.chatgpt_web import Backend
 from openai_compat.upstreams.transport import close_stream
 from tokens import crypto
-from tokens.models import Kind
 from tokens.pool import PooledCredential, pool
 
 PASSED_HEADERS = ("last-modified", "etag")
@@ -68,8 +67,7 @@ def read_link(token: str) -> tuple[int | PooledCredential, Asset]:
     if isinstance(who, int):
         return who, asset
     secret, account_id = who
-    own = PooledCredential(id=None, kind=Kind.CHATGPT, access_token=crypto.decrypt(secret), account_id=account_id)
-    return own, asset
+    return PooledCredential.own(crypto.decrypt(secret), account_id), asset
 
 
 async def download(request: HttpRequest, token: str) -> HttpResponse:

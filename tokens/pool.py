@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from common.db import in_thread
-from tokens import health, quota, services, usage
+from common.masking import mask
+from tokens import health, quota, services, shapes, usage
 from tokens.leases import Holdings
-from tokens.models import Credential, Kind, Status, mask
+from tokens.models import Credential, Kind, Status
 from tokens.services import ANY_MODEL
 from tokens.state import Candidate, PoolState, make_state
 
@@ -76,6 +77,14 @@ class PooledCredential:
             needs_refresh=cred.status == Status.NEEDS_REFRESH,
             half_open=cred.status == Status.COOLING,
         )
+
+    @classmethod
+    def own(cls, secret: str, account_id: str = "", access_token: str = "") -> PooledCredential:
+        """A caller's own ChatGPT token: an AccessToken as it is; a RefreshToken with the AccessToken it was
+        exchanged for, if it was yet (else the chat pipeline exchanges it)."""
+        if shapes.is_access_token(secret):
+            return cls(None, Kind.CHATGPT, access_token=secret, account_id=account_id)
+        return cls(None, Kind.CHATGPT, access_token=access_token, refresh_token=secret, account_id=account_id)
 
     @property
     def limit(self) -> int:
