@@ -27,7 +27,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from common.masking import mask, redact
-from tokens import operations, overview, quota, usage
+from tokens import overview, quota, services, usage
 from tokens.admin_login import ThrottledLoginForm
 from tokens.admin_sign_in import CodexSignInMixin
 from tokens.discovery import fetch_models
@@ -239,15 +239,15 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
 
     @admin.action(description="Disable selected credentials", permissions=["change"])
     def disable_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        self.message_user(request, f"Disabled {operations.disable(queryset)} credential(s).", messages.SUCCESS)
+        self.message_user(request, f"Disabled {services.disable(queryset)} credential(s).", messages.SUCCESS)
 
     @admin.action(description="Enable selected credentials (clears cooldowns and last error)", permissions=["change"])
     def enable_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        self.message_user(request, f"Enabled {operations.enable(queryset)} credential(s).", messages.SUCCESS)
+        self.message_user(request, f"Enabled {services.enable(queryset)} credential(s).", messages.SUCCESS)
 
     @admin.action(description="Clear cooldown of selected credentials", permissions=["change"])
     def clear_cooldown_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        count = operations.clear_cooldown(queryset)
+        count = services.clear_cooldown(queryset)
         self.message_user(request, f"Cleared the cooldown of {count} credential(s).", messages.SUCCESS)
 
     # -- extra pages: import and clear all ---------------------------------------------------------
@@ -284,7 +284,7 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
         if not self.has_delete_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            self.message_user(request, f"Deleted all {operations.clear_all()} credential(s).", messages.SUCCESS)
+            self.message_user(request, f"Deleted all {services.clear_all()} credential(s).", messages.SUCCESS)
             return self._to_changelist()
         return self._page(request, "clear_all.html", "Delete all credentials", count=Credential.objects.count())
 

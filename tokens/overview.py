@@ -14,7 +14,8 @@ from datetime import datetime
 from django.utils import timezone
 
 from tokens.models import Credential, Kind, Status
-from tokens.services import ANY_MODEL, cooldowns_of
+from tokens.services import cooldowns_of
+from tokens.state import ANY_MODEL
 
 # What the summary counts, in the order it shows them; `usable` and `cooling` are worked out, the rest stored.
 STATES = ("usable", "cooling", Status.NEEDS_REFRESH, Status.REFRESHING, Status.INVALID, Status.DISABLED)

@@ -29,8 +29,7 @@ from common.masking import mask
 from tokens import health, quota, services, shapes, usage
 from tokens.leases import Holdings
 from tokens.models import Credential, Kind, Status
-from tokens.services import ANY_MODEL
-from tokens.state import Candidate, PoolState, make_state
+from tokens.state import ANY_MODEL, Candidate, PoolState, make_state
 
 log = logging.getLogger(__name__)
 

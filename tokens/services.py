@@ -1,4 +1,8 @@
-"""Writes and reads of credentials: the only code that touches the `Credential` table."""
+"""Writes and reads of credentials: the only code that touches the `Credential` table.
+
+The operator's actions (disable, enable, clear cooldowns, clear all) each bump `updated_at`, which changes the
+pool signature, so every gateway process reloads within `POOL_RELOAD_SECONDS`.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,12 @@ from datetime import UTC, datetime
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, Count, F, Max, Value, When
+from django.db.models import Case, Count, F, Max, QuerySet, Value, When
 from django.utils import timezone
 
 from tokens import oauth
 from tokens.models import Credential, Status, Usage
-
-ANY_MODEL = "*"
+from tokens.state import ANY_MODEL
 
 
 def pool_signature() -> tuple:
@@ -138,3 +141,35 @@ def rotate_encryption() -> int:
                 access_token=row.access_token, refresh_token=row.refresh_token, api_key=row.api_key
             )
     return len(rows)
+
+
+# -- the operator's actions -----------------------------------------------------------------------------------
+def disable(credentials: QuerySet[Credential]) -> int:
+    return credentials.update(status=Status.DISABLED, updated_at=timezone.now())
+
+
+def enable(credentials: QuerySet[Credential]) -> int:
+    """Back into service with a clean slate: no cooldowns, no last error."""
+    return credentials.update(
+        status=Status.ACTIVE,
+        cooldown_until=None,
+        model_cooldowns={},
+        last_error="",
+        updated_at=timezone.now(),
+    )
+
+
+def clear_cooldown(credentials: QuerySet[Credential]) -> int:
+    """Drop every cooldown; a credential that was only cooling is active again, other statuses stay."""
+    return credentials.update(
+        cooldown_until=None,
+        model_cooldowns={},
+        status=Case(When(status=Status.COOLING, then=Value(Status.ACTIVE)), default=F("status")),
+        updated_at=timezone.now(),
+    )
+
+
+def clear_all() -> int:
+    """Delete every credential; the row count in the pool signature drops, so the pools empty too."""
+    deleted, _ = Credential.objects.all().delete()
+    return deleted

@@ -27,7 +27,7 @@ from tokens import quota
 from tokens.health import Evidence
 from tokens.outcomes import LocalOutcomes, RedisOutcomes
 
-ANY_MODEL = "*"  # the cooldown key that covers every model (the same as `tokens.services.ANY_MODEL`)
+ANY_MODEL = "*"  # the cooldown key that covers every model
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from tests.cluster import redis_namespace
 from tests.factories import openai_key
 from tests.gateway import Gateway, settle
 from tokens.models import Credential, Status
-from tokens.operations import clear_cooldown
+from tokens.services import clear_cooldown
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
