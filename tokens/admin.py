@@ -1,4 +1,5 @@
-"""The operator's token page: list, edit, import, disable/enable, clear cooldowns, clear all.
+"""The operator's token page: list, edit, import, disable/enable, clear cooldowns, clear all; "Refresh now" and
+"Test" queue a task per credential (a worker calls the upstream; the list shows the outcome).
 
 Secrets are never rendered whole: the list shows `secret_masked`, the change form uses a masked widget
 (and masked read-only values for view-only users), `__str__` (used by history and delete pages) masks,
@@ -14,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from celery import Task
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
@@ -27,18 +29,17 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from common.masking import mask, redact
-from tokens import overview, quota, services, usage
+from tokens import overview, quota, services, tasks, usage
 from tokens.admin_login import ThrottledLoginForm
 from tokens.admin_sign_in import CodexSignInMixin
 from tokens.discovery import fetch_models
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
 from tokens.models import Credential, Kind
-from tokens.probe import probe
-from tokens.refreshing import refresh_credential
 
 MAX_ERROR_MESSAGES = 20
 USAGE_DAYS = 30
+OUTCOME_SHOWN = "the list shows each outcome (status, last error) once a worker has run it"
 ERROR_TOOLTIP = 300  # characters of a last error in the list; the form shows it whole
 
 admin.site.login_form = ThrottledLoginForm  # password guessing is slowed down (tokens/throttle.py)
@@ -220,16 +221,20 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
     # -- actions ---------------------------------------------------------------------------------
     @admin.action(description="Refresh now (RefreshToken → AccessToken)", permissions=["change"])
     def refresh_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        for cred in queryset:
-            outcome = refresh_credential(cred.pk, force=True)
-            level = messages.SUCCESS if outcome.result == "refreshed" else messages.WARNING
-            self.message_user(request, f"{cred}: {outcome.result} {outcome.detail}".strip(), level)
+        count = self._enqueue(queryset, tasks.refresh_one, True)
+        self.message_user(request, f"Queued a refresh of {count} credential(s); {OUTCOME_SHOWN}.", messages.SUCCESS)
 
     @admin.action(description="Test (a cheap call that costs no generation)", permissions=["view"])
     def test_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        for cred in queryset:
-            works, detail = probe(cred)
-            self.message_user(request, f"{cred}: {detail}", messages.SUCCESS if works else messages.ERROR)
+        count = self._enqueue(queryset, tasks.probe_one)
+        self.message_user(request, f"Queued a test of {count} credential(s); {OUTCOME_SHOWN}.", messages.SUCCESS)
+
+    def _enqueue(self, queryset: QuerySet[Credential], task: Task, *args: Any) -> int:
+        """One task per selected credential: a worker makes the upstream calls, not the admin's request."""
+        ids = list(queryset.values_list("pk", flat=True))
+        for cred_id in ids:
+            task.delay(cred_id, *args)
+        return len(ids)
 
     @admin.action(description="Fetch models (the upstream's GET /models)", permissions=["change"])
     def fetch_models_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:

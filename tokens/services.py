@@ -16,9 +16,11 @@ from django.db import transaction
 from django.db.models import Case, Count, F, Max, QuerySet, Value, When
 from django.utils import timezone
 
-from tokens import oauth
+from tokens import oauth, probe
 from tokens.models import Credential, Status, Usage
 from tokens.state import ANY_MODEL
+
+TEST_FAILED = "test failed: "
 
 
 def pool_signature() -> tuple:
@@ -130,6 +132,20 @@ def own_access_token(refresh_token: str) -> str:
         token = refreshed.access_token
         cache.set(key, token, max(60, int(ttl)))
     return token
+
+
+def test_credential(cred_id: int) -> str:
+    """The admin's "Test", run by a worker: its outcome lands on the row, a failure as the last error (which a
+    later success clears). `update()` leaves `updated_at` alone: the pool does not reload for it."""
+    cred = Credential.objects.filter(pk=cred_id).first()
+    if cred is None:
+        return "deleted"
+    works, detail = probe.probe(cred)
+    if works:
+        Credential.objects.filter(pk=cred_id, last_error__startswith=TEST_FAILED).update(last_error="")
+    else:
+        Credential.objects.filter(pk=cred_id).update(last_error=f"{TEST_FAILED}{detail}")
+    return detail
 
 
 def rotate_encryption() -> int:

@@ -1,15 +1,21 @@
-"""Celery tasks: thin adapters that take ids and call `tokens.refreshing`, `tokens.discovery` and `tokens.usage`."""
+"""Celery tasks: thin adapters that take ids and call `tokens.refreshing`, `tokens.services`, `tokens.discovery` and
+`tokens.usage`."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from tokens import discovery, refreshing, usage
+from tokens import discovery, refreshing, services, usage
 
 
 @shared_task(ignore_result=True)
 def refresh_one(cred_id: int, force: bool = False) -> str:
     return refreshing.refresh_credential(cred_id, force).result
+
+
+@shared_task(ignore_result=True)
+def probe_one(cred_id: int) -> str:
+    return services.test_credential(cred_id)
 
 
 @shared_task(ignore_result=True)

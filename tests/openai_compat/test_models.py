@@ -3,14 +3,12 @@ and `/v1/models` shows it (with `created`), through the real gateway, SDK and fa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import openai
 import pytest
 from django.utils import timezone
 
-from chat2api_site.celery import app
 from tests.factories import openai_key
 from tests.fakes.openai_server import MODELS
 from tests.gateway import settle
@@ -29,14 +27,6 @@ def client(gateway) -> openai.OpenAI:
 def unlisted_key(fake_openai, api_key: str) -> Credential:
     """An `openai` key imported without a model list."""
     return Credential.objects.create(kind=Kind.OPENAI, base_url=fake_openai.url + "/v1", api_key=api_key)
-
-
-@pytest.fixture
-def eager() -> Iterator[None]:
-    """Run what the refresh pass enqueues here instead of on a worker."""
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def listed(gateway) -> dict[str, int]:

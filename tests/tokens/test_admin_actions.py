@@ -1,4 +1,5 @@
-"""The admin's "Refresh now" and "Test" buttons report their outcome on the page."""
+"""The admin's "Refresh now" and "Test" buttons queue a task per credential; once a worker has run them, the list
+shows each outcome (status, last error). "Fetch models" reports on the page."""
 
 from __future__ import annotations
 
@@ -17,24 +18,46 @@ def act(client, action: str, *creds) -> str:
     return client.post(CHANGELIST, data, follow=True).content.decode()
 
 
-def test_refresh_now_reports_each_outcome(admin_client, oauth_settings):
+def test_refresh_now_queues_refreshes_whose_outcomes_the_list_shows(admin_client, oauth_settings, fake_oauth, eager):
     good = chatgpt_account("", refresh_token="rt-ok-grace")
     bad = chatgpt_account("", refresh_token="rt-bad-heidi")
     page = act(admin_client, "refresh_selected", good, bad)
-    assert "refreshed" in page and "invalid" in page and "invalid_grant" in page
-    assert "rt-ok-grace" not in page and "rt-bad-heidi" not in page
+    assert "Queued a refresh of 2 credential(s)" in page
+    assert sorted(fake_oauth.calls) == ["rt-bad-heidi", "rt-ok-grace"]
     good.refresh_from_db()
-    assert good.status == Status.ACTIVE and good.access_token.startswith("eyJ")
+    bad.refresh_from_db()
+    assert good.status == Status.ACTIVE and good.access_token.startswith("eyJ") and not good.last_error
+    assert bad.status == Status.INVALID and "invalid_grant" in bad.last_error
+    assert "invalid_grant" in page and "rt-ok-grace" not in page and "rt-bad-heidi" not in page
 
 
-def test_test_action_makes_a_cheap_call(admin_client, fake_openai, fake_chatgpt):
+def test_test_queues_a_cheap_call_whose_failure_the_list_shows(admin_client, fake_openai, fake_chatgpt, eager):
     key = openai_key(fake_openai.url + "/v1", "sk-ok-probe-secret")
     dead = openai_key("http://127.0.0.1:9/v1", "sk-ok-nobody-home")
     account = chatgpt_account("eyJok.probe.secret", base_url=fake_chatgpt.url)
-    page = act(admin_client, "test_selected", key, dead, account)
-    assert page.count(": ok") == 2 and "unreachable" in page
+    refused = openai_key(fake_openai.url + "/v1", "sk-401-probe-secret")
+    page = act(admin_client, "test_selected", key, dead, account, refused)
+    assert "Queued a test of 4 credential(s)" in page
     assert not fake_openai.calls  # the probe asked for no generation
-    assert "sk-ok-probe-secret" not in page and "eyJok.probe.secret" not in page
+    for cred in (key, dead, account, refused):
+        cred.refresh_from_db()
+    assert (key.last_error, account.last_error) == ("", "")
+    assert dead.last_error.startswith("test failed: unreachable") and refused.last_error == "test failed: HTTP 401"
+    assert "test failed: unreachable" in page and "test failed: HTTP 401" in page
+    assert not any(s in page for s in ("sk-ok-probe-secret", "sk-ok-nobody-home", "eyJok.probe.secret", "sk-401-probe"))
+
+
+def test_a_passing_test_clears_an_earlier_test_failure_only(admin_client, fake_openai, eager):
+    failed = openai_key(fake_openai.url + "/v1", "sk-ok-was-down")
+    failed.last_error = "test failed: unreachable (ConnectionError)"
+    refused = openai_key(fake_openai.url + "/v1", "sk-ok-was-refreshed")
+    refused.last_error = "refresh failed: invalid_grant"
+    for cred in (failed, refused):
+        cred.save(update_fields=["last_error"])
+    act(admin_client, "test_selected", failed, refused)
+    failed.refresh_from_db()
+    refused.refresh_from_db()
+    assert failed.last_error == "" and refused.last_error == "refresh failed: invalid_grant"
 
 
 def test_fetch_models_action_stores_what_each_upstream_lists(admin_client, fake_openai):
