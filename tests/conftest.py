@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
+from chat2api_site.celery import app as celery_app
 from tests.browser import chromium
 from tests.fakes import chatgpt_server, codex_server, oauth_server, openai_server
 from tests.fakes.base import FakeServer
@@ -45,6 +46,14 @@ def oauth_settings(settings, fake_oauth: FakeServer):
     settings.OAUTH_TOKEN_URL = settings.OAUTH_RT_TOKEN_URL = fake_oauth.url + "/oauth/token"
     settings.CODEX_AUTH_URL = fake_oauth.url
     return settings
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Run what is enqueued here, at once, instead of on a worker."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture(scope="session")
