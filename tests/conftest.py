@@ -107,9 +107,10 @@ def _fresh_fakes(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def fresh_usage(transactional_db) -> None:
-    """An empty request log and roll-up for a test that counts every row: a gateway that served an earlier test
-    writes its last batch up to `POOL_RELOAD_SECONDS` after that test's requests, so that is waited out first."""
+def fresh_usage() -> None:
+    """An empty request log and roll-up for a test that counts every row (in the test's own database access): a
+    gateway that served an earlier test writes its last batch up to `POOL_RELOAD_SECONDS` after that test's
+    requests, so that is waited out first."""
     from tokens.models import DailyUsage, RequestLog
 
     settle()

@@ -109,7 +109,8 @@ def test_an_abandoned_request_stops_picking_credentials(node, fake_openai):
     with ThreadPoolExecutor(4) as clients:
         list(clients.map(lambda _: hang_up_after(node, 0.03), range(4)))
     time.sleep(1.5)  # past the first failures: a request still running would have tried its second credential
-    assert sum(fake_openai.calls.values()) <= 4, fake_openai.order
+    mine = fake_openai.calls["sk-late-500-a"] + fake_openai.calls["sk-late-500-b"]  # a late hang-up of the test
+    assert mine <= 4, fake_openai.order  # before may still reach the fake under load
     assert "never retrieved" not in node.gateway.logs()
 
 

@@ -160,7 +160,7 @@ def test_status_says_what_is_true_now(admin_client: Client) -> None:
     assert cell(html, "state", invalid) == "Invalid"
 
 
-def test_summary_counts_each_kind_by_state_and_the_last_hour(admin_client: Client) -> None:
+def test_summary_counts_each_kind_by_state_and_the_last_hour(admin_client: Client, fresh_usage) -> None:
     later = timezone.now() + timedelta(minutes=5)
     for status in (Status.ACTIVE, Status.COOLING, Status.INVALID, Status.DISABLED):
         factories.openai_key("https://a.example/v1", f"sk-{status}-ABCDEFGHIJKLMN", status=status)
