@@ -1,10 +1,13 @@
 """Start-up: a bad setting stops it with one line; shared deployments need explicit keys; keys that cannot
-decrypt the stored credentials are reported and change nothing; the first admin is created or explained."""
+decrypt the stored credentials are reported and change nothing; the first admin is created or explained; the web
+process serves with as many uvicorn workers as it should and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import sqlite3
 import sys
 
@@ -112,6 +115,63 @@ def test_keys_that_cannot_decrypt_are_reported_and_change_nothing(tmp_path):
         stop(web)
     assert "chat2api: 1 stored credentials cannot be decrypted with CREDENTIAL_KEYS" in log.read_text()
     assert rows(database) == before
+
+
+@pytest.mark.parametrize(("redis", "workers"), [(False, "1"), (True, str(len(os.sched_getaffinity(0))))])
+def test_one_worker_by_default_without_redis_and_a_core_each_with_it(redis, workers):
+    env = {"REDIS_URL": TEST_REDIS_URL, "SECRET_KEY": "k", "CREDENTIAL_KEYS": Fernet.generate_key().decode()}
+    code = "import django; django.setup(); from django.conf import settings; print(settings.WEB_CONCURRENCY)"
+    result = run_python(env if redis else {"REDIS_URL": ""}, "-c", code)
+    assert result.stdout.strip() == workers, result.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_stop_cleanly_on_sigterm(tmp_path, workers):
+    """SIGTERM to the web process alone (as `docker stop` sends it): every worker finishes, writes the requests it
+    still holds (nothing writes them before: POOL_RELOAD_SECONDS=600), and the run's metrics directory goes."""
+    database, port, temp = tmp_path / "serve.sqlite3", free_port(), tmp_path / "tmp"
+    temp.mkdir()
+    env = platform_env(
+        DATABASE_URL=f"sqlite:///{database}",
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WEB_CONCURRENCY=str(workers),
+        POOL_RELOAD_SECONDS="600",
+        METRICS_TOKEN="scrape",
+        TMPDIR=str(temp),
+    )
+    env["AUTHORIZATION"] = "test-code"
+    log = tmp_path / "serve.log"
+    web = spawn([sys.executable, "-m", "chat2api_site.serve"], env, log)
+    try:
+        wait_until(lambda: len(started(log)) == workers, "every worker")
+        sent = 0
+
+        def every_worker_served() -> bool:  # a new connection each time: the kernel spreads them over the workers
+            nonlocal sent
+            assert get(f"http://127.0.0.1:{port}/v1/models", "test-code")[0] == 200
+            sent += 1
+            return workers == 1 or len(list(temp.glob("chat2api-metrics-*/counter_*.db"))) == workers
+
+        wait_until(every_worker_served, "a request on every worker", 30)
+        assert get(f"http://127.0.0.1:{port}/metrics", "scrape")[0] == 200
+        os.kill(web.pid, signal.SIGTERM)
+        assert web.wait(30) == 0
+    finally:
+        stop(web)
+    text = log.read_text()
+    assert text.count("Finished server process") == workers, text[-3000:]
+    assert text.count("WEB_CONCURRENCY=2 without REDIS_URL: each worker process keeps its own pool state") == (
+        workers - 1
+    )
+    assert not list(temp.iterdir())
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM tokens_requestlog").fetchone() == (sent,)
+
+
+def started(log) -> set[str]:
+    """The pids of the uvicorn workers that started serving."""
+    return set(re.findall(r"Started server process \[(\d+)\]", log.read_text()))
 
 
 def rows(database) -> list[tuple]:
