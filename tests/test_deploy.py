@@ -1,8 +1,10 @@
-"""The Procfile run as a Heroku-style platform runs it, and `make run` stopped with SIGTERM."""
+"""The Procfile run as a Heroku-style platform runs it (web: uvicorn workers sharing the pool through Redis), and
+`make run` stopped with SIGTERM."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 
@@ -20,14 +22,17 @@ def test_procfile_processes_on_a_platform(tmp_path):
     commands = procfile()
     port = free_port()
     with postgres_database(f"chat2api_test_procfile_{os.getpid()}") as url, redis_namespace() as (redis_env, _):
-        env = platform_env(DATABASE_URL=url, PORT=str(port), **redis_env)
+        env = platform_env(DATABASE_URL=url, PORT=str(port), WEB_CONCURRENCY="2", **redis_env)
         release = subprocess.run(["/bin/sh", "-c", commands["release"]], cwd=ROOT, env=env, timeout=120)
         assert release.returncode == 0
         logs = {name: tmp_path / f"{name}.log" for name in ("web", "worker", "beat")}
         processes = [spawn(commands[name], env, log) for name, log in logs.items()]
         try:
             wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, "web on $PORT")
-            assert f"Listening on TCP address 0.0.0.0:{port}" in logs["web"].read_text()
+            assert f"Uvicorn running on http://0.0.0.0:{port}" in logs["web"].read_text()
+            wait_until(lambda: len(worker_pids(logs["web"])) == 2, "two web workers")
+            assert all(alive(pid) for pid in worker_pids(logs["web"]))
+            assert "without REDIS_URL" not in logs["web"].read_text()
             wait_until(lambda: " ready." in logs["worker"].read_text(), "the worker")
             wait_until(lambda: "beat: Starting..." in logs["beat"].read_text(), "beat")
             assert all(process.poll() is None for process in processes)
@@ -62,6 +67,10 @@ def test_sigterm_to_make_run_stops_every_child(tmp_path):
         for pid in filter(alive, family):  # only if the test failed: leave nothing behind
             os.kill(pid, signal.SIGKILL)
     assert f"chat2api serving on http://127.0.0.1:{port}/" in log.read_text()  # make run keeps to loopback
+
+
+def worker_pids(log) -> set[int]:
+    return {int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", log.read_text())}
 
 
 def log_lines(log) -> list[str]:
