@@ -7,6 +7,10 @@ of owners, each of whose `close` is certain to run: the response closes its `Str
 closers of every response it got, however the request ended), the body closes its `Starting`, which
 cancels the start (so no further credential is picked and nothing more is opened upstream) or closes the
 `Answer` it produced (which releases the slot). Closing twice is harmless at every step.
+
+`Starting` also owns the wait for the start, for every stream (chat, Responses): up to `KEEPALIVE_SECONDS` before
+the response commits to a status (`opened`), then `: keep-alive` comments every `KEEPALIVE_SECONDS` until the answer
+starts (`frames`). Comments commit to nothing, so failover stays possible, and idle proxies keep the connection.
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
+from django.conf import settings
+
+from common.logs import current_request_id
+from openai_compat import sse
+from openai_compat.errors import APIError, fault
 from openai_compat.services import Answer
 from tokens.leases import background
 
@@ -62,6 +71,35 @@ class Starting(_Owned):
     def result(self) -> Answer:
         """The started answer; raises the start's `APIError` when no credential could answer."""
         return self._task.result()
+
+    async def opened(self) -> Answer | None:
+        """Wait up to `KEEPALIVE_SECONDS` for the start: its answer, or None while it is still being prepared (the
+        response then commits to a kept-alive stream). A start that failed by then raises its error, still an HTTP
+        status; nothing stays held."""
+        try:
+            return self.result() if await self.wait(settings.KEEPALIVE_SECONDS) else None
+        except BaseException:  # the client left, or the start failed
+            self.close()
+            raise
+
+    async def frames(
+        self, answered: Callable[[Answer], AsyncIterator[bytes]], failed: Callable[[APIError], bytes]
+    ) -> AsyncIterator[bytes]:
+        """A stream's whole body: `: keep-alive` comments every `KEEPALIVE_SECONDS` until the answer starts, then
+        the frames `answered` renders of it; a start that failed is the one frame `failed` renders of its error.
+        This is closed by its owner (`StreamBody`), whenever the client leaves."""
+        try:
+            while not await self.wait(settings.KEEPALIVE_SECONDS):
+                yield sse.KEEPALIVE
+            answer = self.result()
+        except APIError as err:
+            yield failed(err)
+            return
+        except Exception as exc:
+            yield failed(fault(exc, current_request_id(), "a stream's start"))
+            return
+        async for frame in answered(answer):
+            yield frame
 
     async def _release(self) -> None:
         self._task.cancel()  # does nothing once the answer has started

@@ -83,23 +83,10 @@ async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[byte
         await answer.close()
 
 
-async def sse_events(starting: Starting, request: ChatRequest) -> AsyncIterator[bytes]:
-    """The whole SSE body. For an answer still being prepared (sentinel, uploads, failover): `: keep-alive`
-    comments every `KEEPALIVE_SECONDS` until it starts, so idle proxies keep the connection; comments commit
-    to nothing, so failover stays possible. A failure before the first chunk becomes an error event.
-    `starting` is closed by its owner (`lifecycle.StreamBody`), whenever the client leaves."""
-    try:
-        while not await starting.wait(settings.KEEPALIVE_SECONDS):
-            yield sse.KEEPALIVE
-        answer = starting.result()
-    except APIError as err:
-        yield sse.frame(err.body())
-        return
-    except Exception as exc:
-        yield sse.frame(fault(exc, current_request_id(), "a stream's start").body())
-        return
-    async for frame in sse_stream(answer, request):
-        yield frame
+def sse_events(starting: Starting, request: ChatRequest) -> AsyncIterator[bytes]:
+    """The whole SSE body, kept alive until the answer starts (`Starting.frames`); a failure before the first
+    chunk becomes an error event."""
+    return starting.frames(lambda answer: sse_stream(answer, request), lambda err: sse.frame(err.body()))
 
 
 async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:

@@ -37,14 +37,9 @@ def request_body(request: HttpRequest) -> bytes:
 
 
 async def begin_stream(chat: ChatRequest, caller: Caller) -> tuple[Starting, Answer | None]:
-    """Start a streamed answer and wait up to `KEEPALIVE_SECONDS` for it: a start that fails by then is an HTTP
-    error with its status; one still preparing commits to a stream kept alive with comments (the answer is None)."""
+    """Start a streamed answer; the answer once it started, None while still preparing (`Starting.opened`)."""
     starting = Starting(start_answer(chat, caller))
-    try:
-        return starting, starting.result() if await starting.wait(settings.KEEPALIVE_SECONDS) else None
-    except BaseException:  # the client left, or the start failed: nothing may stay held
-        starting.close()
-        raise
+    return starting, await starting.opened()
 
 
 def event_stream(frames: AsyncIterator[bytes], starting: Starting, headers: dict[str, str]) -> StreamingHttpResponse:

@@ -15,10 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from django.conf import settings
 
 from common.logs import current_request_id
-from openai_compat import sse
 from openai_compat.errors import APIError, fault
 from openai_compat.lifecycle import Starting
 from openai_compat.schema import ChatRequest
@@ -271,24 +269,15 @@ class Numbered:
         return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
-async def stream_events(
+def stream_events(
     starting: Starting, request: ResponsesRequest, chat: ChatRequest, response_id: str, finish: Finish
 ) -> AsyncIterator[bytes]:
-    """The whole SSE body: keep-alive comments until the answer starts (as the chat stream), then its events.
-    A start that failed still gets `response.created`, then `response.failed` (clients expect created first).
-    `starting` is closed by its owner (`lifecycle.StreamBody`)."""
-    try:
-        while not await starting.wait(settings.KEEPALIVE_SECONDS):
-            yield sse.KEEPALIVE
-        answer = starting.result()
-    except APIError as err:
-        yield _failed_start(request, response_id, err)
-        return
-    except Exception as exc:
-        yield _failed_start(request, response_id, fault(exc, current_request_id(), "a stream's start"))
-        return
-    async for frame in _answer_events(answer, request, chat, response_id, finish):
-        yield frame
+    """The whole SSE body, kept alive until the answer starts (`Starting.frames`), then its events. A start that
+    failed still gets `response.created`, then `response.failed` (clients expect created first)."""
+    return starting.frames(
+        lambda answer: _answer_events(answer, request, chat, response_id, finish),
+        lambda err: _failed_start(request, response_id, err),
+    )
 
 
 def _failed_start(request: ResponsesRequest, response_id: str, err: APIError) -> bytes:
