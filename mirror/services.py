@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from django.core.exceptions import ValidationError
 
 from mirror.identity import Identity, caller_for
@@ -15,7 +14,7 @@ from mirror.models import Conversation
 from openai_compat import catalog, render, sse
 from openai_compat.errors import APIError, invalid
 from openai_compat.lifecycle import StreamBody
-from openai_compat.schema import ChatRequest, parse_chat_request, text_of
+from openai_compat.schema import ChatRequest, text_of
 from openai_compat.services import Answer, available_models, start_answer
 from openai_compat.upstreams.base import Delta
 from tokens.pool import pool
@@ -72,7 +71,7 @@ async def send(identity: Identity, conversation_id: str, payload: dict[str, Any]
     model = payload.get("model") or conv.model
     history = _next_history(conv.messages, payload)
     wire = [{"role": m["role"], "content": m["content"]} for m in history]
-    chat = parse_chat_request(orjson.dumps({"model": model, "messages": wire, "stream": True}))
+    chat = ChatRequest.of(model, wire, stream=True)
     conv.messages, conv.model = history, model[:100]
     conv.title = conv.title or _title(history)
     await conv.asave()

@@ -40,6 +40,12 @@ class ChatRequest:
     # upstreams that speak `/responses` build their call from it; the fields above are its chat translation.
     native: dict[str, Any] | None = None
 
+    @classmethod
+    def of(cls, model: str, messages: list[dict[str, Any]], *, stream: bool = False, **options: Any) -> ChatRequest:
+        """A request made in process (the web page): checked and completed as `parse_chat_request` does a client's,
+        without a trip through JSON."""
+        return chat_request({"model": model, "messages": messages, "stream": stream, **options})
+
     @property
     def calls_tools(self) -> bool:
         """Whether the answer may be a tool call, so only an upstream that can call tools may serve it."""
@@ -195,7 +201,11 @@ def model_of(body: dict[str, Any]) -> str:
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
-    body = json_object(raw)
+    return chat_request(json_object(raw))
+
+
+def chat_request(body: dict[str, Any]) -> ChatRequest:
+    """The request a decoded body asks for; `APIError` (400, naming the `param`) when the spec refuses it."""
     model = model_of(body)
     messages = _messages(body.get("messages"))
     for name, value in body.items():

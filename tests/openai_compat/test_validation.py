@@ -6,7 +6,8 @@ import httpx
 import orjson
 import pytest
 
-from openai_compat.schema import parse_chat_request
+from openai_compat.errors import APIError
+from openai_compat.schema import ChatRequest, parse_chat_request
 from tests.spec import assert_valid
 
 USER = [{"role": "user", "content": "Hi"}]
@@ -102,3 +103,23 @@ ACCEPTED = [
 def test_what_the_spec_allows_is_accepted(request_body):
     chat = parse_chat_request(orjson.dumps(request_body))
     assert chat.body == request_body
+
+
+def made_in_process(request_body: dict) -> ChatRequest:
+    """`ChatRequest.of`, as the web page calls it."""
+    fields = dict(request_body)
+    return ChatRequest.of(fields.pop("model"), fields.pop("messages"), stream=fields.pop("stream", False), **fields)
+
+
+@pytest.mark.parametrize("request_body", [*ACCEPTED, body(stream=True, stream_options={"include_usage": True})])
+def test_a_request_made_in_process_is_the_one_its_body_would_parse_to(request_body):
+    assert made_in_process(request_body) == parse_chat_request(orjson.dumps({"stream": False, **request_body}))
+
+
+@pytest.mark.parametrize(("request_body", "param", "code"), REFUSED)
+def test_a_request_made_in_process_is_refused_as_its_body_would_be(request_body, param, code):
+    with pytest.raises(APIError) as refused:
+        made_in_process(request_body)
+    error = refused.value.body()["error"]
+    assert (refused.value.status, error["param"]) == (400, param)
+    assert code is None or error["code"] == code
