@@ -4,10 +4,13 @@
 2. A temporary SQLite database, migrated with `manage.py migrate`, holding the `openai` credential
    (fake + "/v1", key `sk-ok-bench`, model `fake-model`) and, for the memory phase only, a second one
    on the slow port (model `fake-model-slow`).
-3. The gateway, one worker process pinned to core 0 with `taskset -c 0`, under each ASGI server.
-4. The load generator (`bench.load`, aiohttp) on core 1 with the fake; it prints JSON, this prints a table.
+3. The gateway, one worker process pinned to core 0 with `taskset -c 0`, under each ASGI server; then
+   uvicorn with `--workers 2` on cores 0 and 1, sharing them with the load generator and the fake (a
+   2-core machine has no third core: the printout says what that costs the comparison).
+4. The load generator (`bench.load`, aiohttp) on core 1 with the fake; it prints JSON, this prints a table
+   of the goals of issue 12 beside the run's figures, then every figure.
 
-Figures only, no pass/fail. Every child runs in its own session and is stopped on exit, Ctrl-C included.
+Every child runs in its own session and is stopped on exit, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -39,6 +42,17 @@ SERVERS = {
         "--log-level", "warning", "--host", "127.0.0.1", "--port", "{port}", "chat2api_site.asgi:application",
     ],
 }  # fmt: skip
+# Issue 12's goals for one uvicorn worker: (label, phase, key, goal, lower is better).
+GOALS = (
+    ("added latency p50, c=1, non-stream (ms)", "added", "json_c1", 1.0, True),
+    ("requests/s at c=32", "json_c32", "per_s", 1000, False),
+    ("gateway CPU per request (ms)", "json_c32", "cpu_ms_each", 1.0, True),
+    ("gateway CPU per stream (ms)", "stream_c32", "cpu_ms_each", 1.5, True),
+    ("streams/s at c=32", "stream_c32", "per_s", 700, False),
+    ("RSS idle (MB)", "", "rss_idle_mb", 80, True),
+    ("RSS with {streams:,} slow streams open (MB)", "hold", "rss_mb", 150, True),
+)
+SCALING_GOAL = 1.7  # two workers on two cores against one worker's requests/s
 SEED = """
 from tokens.models import Credential, Kind
 Credential.objects.create(kind=Kind.OPENAI, base_url="{fast}/v1", api_key="sk-ok-bench", model_names=["fake-model"])
@@ -47,15 +61,29 @@ Credential.objects.create(kind=Kind.OPENAI, base_url="{slow}/v1", api_key="sk-ok
 """
 
 
+def gateway_args(server: str, workers: int) -> list[str]:
+    return [*SERVERS[server], *(["--workers", str(workers)] if workers > 1 else [])]
+
+
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def pinned(core: int) -> list[str]:
-    """`taskset -c core` when there is a core to pin to (the command execs, so the pid stays the child's)."""
-    if shutil.which("taskset") and (os.cpu_count() or 1) > core:
-        return ["taskset", "-c", str(core)]
+def pinned(cores: str) -> list[str]:
+    """`taskset -c cores` when the machine has them (the command execs, so the pid stays the child's)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) > max(int(c) for c in cores.split(",")):
+        return ["taskset", "-c", cores]
     return []
+
+
+def workers_of(spec: str) -> tuple[str, int]:
+    """`uvicorn:2` is uvicorn with two worker processes; a bare name is one."""
+    server, _, workers = spec.partition(":")
+    return server, int(workers or 1)
+
+
+def gateway_cores(workers: int) -> str:
+    return "0" if workers == 1 else ",".join(str(core) for core in range(min(workers, os.cpu_count() or 1)))
 
 
 class Children:
@@ -105,10 +133,12 @@ def wait_listening(port: int, proc: subprocess.Popen, children: Children, second
     raise RuntimeError(f"{proc.name} did not listen on {port}")  # type: ignore[attr-defined]
 
 
-def load(children: Children, cfg: dict[str, Any], env: dict[str, str], seconds: float) -> dict[str, Any]:
-    """Run `bench.load` on core 1 and return its JSON (bounded by `seconds`)."""
+def load(
+    children: Children, cfg: dict[str, Any], env: dict[str, str], seconds: float, cores: str = "1"
+) -> dict[str, Any]:
+    """Run `bench.load` on `cores` and return its JSON (bounded by `seconds`)."""
     proc = subprocess.Popen(
-        [*pinned(1), PY, "-m", "bench.load", json.dumps(cfg)],
+        [*pinned(cores), PY, "-m", "bench.load", json.dumps(cfg)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -154,7 +184,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         ("requests/s, c=32", [fmt(get(r, "json_c32", "per_s"), 0) for r in results.values()]),
         ("gateway CPU ms / request, c=32", [fmt(get(r, "json_c32", "cpu_ms_each")) for r in results.values()]),
         ("other load on the gateway's core, c=32 (%)",
-         [fmt(get(r, "json_c32", "others_pct"), 0) if r is not direct else "-" for r in results.values()]),
+         [fmt(get(r, "json_c32", "others_pct"), 0) if r is not direct and r.get("workers") == 1 else "-"
+          for r in results.values()]),
         ("other load on the client+fake core, c=32 (%)",
          [fmt(get(r, "json_c32", "others_load_core_pct"), 0) for r in results.values()]),
         ("stream first chunk p50, c=1 (ms)", [fmt(get(r, "stream_c1", "p50_ms")) for r in results.values()]),
@@ -173,14 +204,80 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         ("  gateway RSS 2 s after hang-up (MB)", [fmt(get(r, "hold", "rss_after_mb"), 0) for r in results.values()]),
         ("failed requests (all phases)", [str(failures(r)) for r in results.values()]),
     ]  # fmt: skip
-    headers = {"direct": "direct to upstream", "daphne": "gateway (daphne)", "uvicorn": "gateway (uvicorn)"}
+    return layout(rows, [header(n) for n in names])
+
+
+def header(name: str) -> str:
+    if name == "direct":
+        return "direct to upstream"
+    server, workers = workers_of(name)
+    return f"gateway ({server})" if workers == 1 else f"{server}, {workers} workers"
+
+
+def layout(rows: list[tuple[str, list[str]]], headers: list[str]) -> str:
     width = max(len(label) for label, _ in rows)
-    cols = [max(20, len(headers.get(n, n))) for n in names]
-    lines = [" " * width + "  " + "  ".join(headers.get(n, n).rjust(w) for n, w in zip(names, cols, strict=True))]
+    cols = [max(20, len(h)) for h in headers]
+    lines = [" " * width + "  " + "  ".join(h.rjust(w) for h, w in zip(headers, cols, strict=True))]
     lines.append("-" * len(lines[0]))
     for label, cells in rows:
         lines.append(label.ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, cols, strict=True)))
     return "\n".join(lines)
+
+
+def goals_table(results: dict[str, dict[str, Any]], streams: int) -> str:
+    """Issue 12's goals beside the run's figures (RSS of all a column's processes); `!` marks a figure that misses
+    its goal (set for 1,000 slow streams)."""
+    gateways = [name for name in results if name != "direct"]
+    base = (results.get("direct") or {}).get("json_c1") or {}
+    rows = []
+    for label, phase, key, goal, lower in GOALS:
+        cells = []
+        for name in gateways:
+            res = results[name]
+            if phase == "added":
+                mine = (res.get(key) or {}).get("p50_ms")
+                value = mine - base["p50_ms"] if mine is not None and base.get("p50_ms") is not None else None
+            else:
+                value = (res.get(phase) or {}).get(key) if phase else res.get(key)
+            digits = 0 if goal >= 80 else 2
+            missed = value is not None and (value > goal if lower else value < goal)
+            cells.append(fmt(value, digits) + (" !" if missed else "  "))
+        cells.append(("≤ " if lower else "≥ ") + fmt(goal, 0 if goal >= 80 else 1))
+        rows.append((label.format(streams=streams), cells))
+    return layout(rows, [*(header(n) for n in gateways), "goal (one worker)"])
+
+
+def scaling(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Two workers against one: the measured ratio, and what the two cores' other tenants leave to the gateway."""
+    one, many = results.get("uvicorn"), next((r for r in results.values() if r.get("workers", 1) > 1), None)
+    if not one or not many:
+        return []
+    r1, r2 = (one.get("json_c32") or {}).get("per_s"), (many.get("json_c32") or {}).get("per_s")
+    g1, g2 = (one.get("json_c32") or {}).get("cpu_ms_each"), (many.get("json_c32") or {}).get("cpu_ms_each")
+    client = (many.get("json_c32") or {}).get("client_cpu_ms_each")
+    if not (r1 and r2 and g1 and g2 and client):
+        return []
+    n = many["workers"]
+    lines = [
+        f"{n} workers: {r2:,.0f} requests/s at c=32 = {r2 / r1:.2f}x one worker's {r1:,.0f} (goal ≥ {SCALING_GOAL}x); "
+        f"gateway CPU {g2:.2f} ms per request (one worker: {g1:.2f} ms)."
+    ]
+    cores = min(n, os.cpu_count() or 1)
+    ceiling = cores * 1000 / (g2 + client)
+    lines.append(
+        f"  where it ran: the {n} workers, the load generator and the fake upstream all on cores 0-{cores - 1}; "
+        f"the load generator and the fake spent {client:.2f} ms CPU per request themselves, so {cores} cores "
+        f"carry at most {cores} x 1000 / ({g2:.2f} + {client:.2f}) = {ceiling:,.0f} requests/s in this setup."
+    )
+    if r2 / r1 < SCALING_GOAL:
+        lines.append(
+            f"  why below {SCALING_GOAL}x: the measuring tools take {client / (g2 + client):.0%} of the shared cores. "
+            f"Per CPU the workers scale: {cores} cores given to the gateway alone would serve "
+            f"{cores} x 1000 / {g2:.2f} = {cores * 1000 / g2:,.0f} requests/s = {cores * g1 / g2:.2f}x one worker's "
+            f"CPU-bound rate "
+            f"(1000 / {g1:.2f}); showing it needs a third core for the load generator and the fake."
+        )
+    return lines
 
 
 def notes(results: dict[str, dict[str, Any]], counts: dict[str, int]) -> list[str]:
@@ -213,7 +310,11 @@ def machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--servers", default="daphne,uvicorn", help="comma-separated: daphne,uvicorn")
+    parser.add_argument(
+        "--servers",
+        default="daphne,uvicorn,uvicorn:2",
+        help="comma-separated: daphne, uvicorn; uvicorn:N runs N worker processes (on cores 0..N-1)",
+    )
     parser.add_argument("--no-direct", action="store_true", help="skip the direct-to-upstream baseline")
     parser.add_argument("--quick", action="store_true", help="a tenth of the requests, for a smoke run")
     parser.add_argument("--streams", type=int, default=1000, help="slow streams held open at once")
@@ -221,9 +322,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     args = parser.parse_args()
     servers = [s for s in args.servers.split(",") if s]
-    for server in servers:
-        if server not in SERVERS:
-            parser.error(f"unknown server {server!r}")
+    for spec in servers:
+        server, workers = workers_of(spec)
+        if server not in SERVERS or workers < 1 or (workers > 1 and server != "uvicorn"):
+            parser.error(f"unknown server {spec!r}")
     scale = 10 if args.quick else 1
     counts = {
         "c1_requests": 300 // scale,
@@ -260,13 +362,20 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
-    print("chat2api benchmark: one gateway worker on core 0; load generator and fake upstream on core 1.")
+    print(
+        "chat2api benchmark: one gateway worker on core 0, the load generator and the fake upstream on core 1; "
+        "a column of N workers runs them on cores 0..N-1 with the load generator and the fake on the same cores."
+    )
     print(f"machine: {load_before} at start, {machine().split(', ', 1)[1]} at end; {time.monotonic() - started:.0f} s")
     print(
         f"non-stream c=1: {counts['c1_requests']} requests; c=32: {counts['c32_requests']}; stream c=1: "
         f"{counts['c1_streams']}; c=32: {counts['c32_streams']} (each phase capped at {counts['phase_seconds']} s); "
         f"{args.streams} slow streams ({args.delay:g} s between chunks). VmRSS sampled from /proc."
     )
+    print()
+    print(goals_table(results, args.streams))
+    for line in scaling(results):
+        print(line)
     print()
     print(table(results))
     for note in notes(results, counts):
@@ -275,8 +384,10 @@ def main() -> int:
     print(responses_costs())
     print(own_process("bench.keys"))  # a database of its own: this process's settings are already read
     print()
-    for server in servers:
-        print(f"{server}: taskset -c 0 python " + " ".join(SERVERS[server]).replace("{port}", "PORT"))
+    for spec in servers:
+        server, workers = workers_of(spec)
+        command = " ".join(gateway_args(server, workers)).replace("{port}", "PORT")
+        print(f"{header(spec)}: taskset -c {gateway_cores(workers)} python {command}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
@@ -298,11 +409,8 @@ def run(
         "SECRET_KEY": "bench-not-secret",
     }
     log(f"fake upstream on ports {fast} (fast) and {slow} ({args.delay:g} s between chunks), core 1")
-    fake = children.start(
-        "fake",
-        [*pinned(1), PY, "-m", "bench.fake", "--port", str(fast), "--slow-port", str(slow), "--delay", str(args.delay)],
-        env,
-    )
+    ports = ["--port", str(fast), "--slow-port", str(slow), "--delay", str(args.delay)]
+    fake = children.start("fake", [*pinned("1"), PY, "-m", "bench.fake", *ports], env)
     log(f"temporary database {tmp / 'bench.sqlite3'}: migrate and seed")
     for step in (
         [PY, "manage.py", "migrate", "--verbosity", "0"],
@@ -320,16 +428,17 @@ def run(
         cfg = {**counts, "name": "direct", "url": f"http://127.0.0.1:{fast}/v1", "key": "sk-ok-bench"}
         cfg["model"], cfg["helpers"] = "fake-model", [fake.pid]
         results["direct"] = load(children, cfg, env, 200)
-    for server in servers:
-        port = free_port()
-        log(f"gateway under {server} on port {port}, core 0")
-        args_ = [a.format(port=port) for a in SERVERS[server]]
-        gateway = children.start(server, [*pinned(0), PY, *args_], env)
+    for spec in servers:
+        server, workers = workers_of(spec)
+        port, cores = free_port(), gateway_cores(workers)
+        log(f"gateway under {server}, {workers} worker(s), on port {port}, cores {cores}")
+        args_ = [a.format(port=port) for a in gateway_args(server, workers)]
+        gateway = children.start(spec, [*pinned(cores), PY, *args_], env)
         try:
             wait_listening(port, gateway, children)
             cfg = {
                 **counts,
-                "name": server,
+                "name": spec,
                 "url": f"http://127.0.0.1:{port}/v1",
                 "key": "bench-code",
                 "model": "fake-model",
@@ -339,14 +448,14 @@ def run(
                 "hold": args.streams,
                 "hold_seconds": max(10.0, args.delay * 5),
             }
-            results[server] = load(children, cfg, env, 240)
+            results[spec] = {**load(children, cfg, env, 240, "1" if workers == 1 else cores), "workers": workers}
             if gateway.poll() is not None:
-                raise RuntimeError(f"{server} died during the run:\n{children.tail(server)}")
+                raise RuntimeError(f"{spec} died during the run:\n{children.tail(spec)}")
         finally:
             children.stop(gateway)
-        errors = children.tail(server).strip()
+        errors = children.tail(spec).strip()
         if errors:
-            log(f"{server} wrote to its log (last lines):\n{errors[-1500:]}")
+            log(f"{spec} wrote to its log (last lines):\n{errors[-1500:]}")
     return results
 
 

@@ -31,17 +31,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def family(pid: int) -> list[int]:
+    """`pid` and its descendants (a server's worker processes), from the parent ids in /proc/<pid>/stat."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rpartition(")")[2].split()[1])
+            except OSError:  # gone meanwhile
+                continue
+    found = [pid]
+    for member in found:
+        found.extend(child for child, parent in parents.items() if parent == member)
+    return found
+
+
 def rss_mb(pid: int) -> float:
-    """VmRSS of `pid` in MB, from /proc/<pid>/status."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise ProcessLookupError(pid)
+    """VmRSS of `pid` and its descendants in MB, from /proc/<pid>/status."""
+    total = 0
+    for member in family(pid):
+        with open(f"/proc/{member}/status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return total / 1024
 
 
 def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    """Descriptors open in `pid` and its descendants."""
+    return sum(len(os.listdir(f"/proc/{member}/fd")) for member in family(pid))
 
 
 def core_busy_seconds(core: int) -> float:

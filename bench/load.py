@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import core_busy_seconds, cpu_seconds, open_fds, raise_nofile, rss_mb
+from bench.common import core_busy_seconds, cpu_seconds, family, open_fds, raise_nofile, rss_mb
 
 DONE = b"data: [DONE]\n\n"
 Request = Callable[[aiohttp.ClientSession], Awaitable[float | None]]
@@ -103,15 +103,17 @@ async def run(
         await asyncio.gather(*(worker(warmup, time.perf_counter() + 20, False) for _ in range(concurrency)))
         values, errors, issued = [], 0, 0
         mine = [os.getpid(), *helpers]  # this process and the fake upstream, on the other core
-        cpu_before = cpu_seconds(pid) if pid else None
+        gateway = family(pid) if pid else []  # the server and its worker processes
+        cpu_before = sum(map(cpu_seconds, gateway)) if pid else None
         core_before, other_before = core_busy_seconds(core), core_busy_seconds(1 - core)
         mine_before = sum(cpu_seconds(p) for p in mine)
         start = time.perf_counter()
         await asyncio.gather(*(worker(count, start + seconds, True) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-        cpu = cpu_seconds(pid) - cpu_before if pid else None
+        cpu = sum(map(cpu_seconds, gateway)) - cpu_before if pid else None
         core_busy = core_busy_seconds(core) - core_before
-        other_busy = core_busy_seconds(1 - core) - other_before - (sum(cpu_seconds(p) for p in mine) - mine_before)
+        client = sum(cpu_seconds(p) for p in mine) - mine_before
+        other_busy = core_busy_seconds(1 - core) - other_before - client
     done = len(values)
     return {
         "done": done,
@@ -121,6 +123,7 @@ async def run(
         "p50_ms": (percentile(values, 0.50) or 0) * 1000 if values else None,
         "p99_ms": (percentile(values, 0.99) or 0) * 1000 if values else None,
         "cpu_ms_each": cpu * 1000 / (done + errors) if cpu is not None and done + errors else None,
+        "client_cpu_ms_each": client * 1000 / (done + errors) if done + errors else None,  # load generator + fake
         # Share of the gateway's core taken by anything else (other processes, the hypervisor) meanwhile.
         # (clamped at 0: /proc counts in clock ticks, so a short phase can come out slightly negative)
         "others_pct": max(0.0, (core_busy - cpu) * 100 / elapsed) if cpu is not None and elapsed else None,
