@@ -80,7 +80,9 @@ MULTIPLIED = (
 
 
 class Config(uvicorn.Config):
-    """uvicorn calls `configure_logging` in the supervisor and first thing in every worker process it spawns."""
+    """uvicorn's configuration. Its `configure_logging` is the one hook uvicorn runs in every worker process before
+    the server (and in the supervisor): there a stop signal that uvicorn re-raises after its graceful shutdown
+    becomes a normal exit. With `log_config=None` it installs no logging of its own."""
 
     def configure_logging(self) -> None:
         super().configure_logging()
