@@ -23,7 +23,9 @@ buys nothing:
   500 with a request id, a 503 when Redis is unreachable) instead of Django's HTML pages.
 
 Every path, API or not, gets the body limit before its body is read (`limits.py`; under daphne, whose
-Twisted layer buffers a whole body before the application runs, `daphne_limits.py`).
+Twisted layer buffers a whole body before the application runs, `daphne_limits.py`, loaded only there:
+Twisted and its TLS stack cost any other server's process about 18 MB, as channels' router would for a
+one-line dispatch).
 
 Behaviour is Django's otherwise: the same request object, URL resolution, views, response encoding;
 a client that hangs up cancels the view or the streaming response.
@@ -36,13 +38,13 @@ import atexit
 import contextlib
 import io
 import os
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat2api_site.settings")
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
-from channels.routing import ProtocolTypeRouter
 from django.conf import settings
 from django.core import signals
 from django.core.asgi import get_asgi_application
@@ -187,18 +189,23 @@ def close_resources(response) -> None:
     response.closed = True
 
 
-from chat2api_site import daphne_limits, limits, logs  # noqa: E402
+from chat2api_site import limits, logs  # noqa: E402
 from chat2api_site.urls import API_ROOT  # noqa: E402
 from openai_compat.errors import unexpected  # noqa: E402
 from tokens import usage  # noqa: E402
 
-daphne_limits.install()
+if "daphne.server" in sys.modules:  # served by daphne: Twisted is loaded already (elsewhere it costs ~18 MB)
+    from chat2api_site import daphne_limits
+
+    daphne_limits.install()
 logs.install()
 
 api = APIHandler()
 
 
-async def http(scope, receive, send) -> None:
+async def application(scope, receive, send) -> None:
+    if scope["type"] != "http":  # lifespan: the server goes on without it
+        raise ValueError(f"No application configured for scope type {scope['type']!r}")
     length = limits.declared_length(scope)
     if length is not None and length > settings.MAX_REQUEST_BYTES:
         await limits.refuse(send)
@@ -209,5 +216,4 @@ async def http(scope, receive, send) -> None:
     await handler(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": http})
 atexit.register(usage.flush_at_exit)  # a server stopping gracefully writes the requests it has not written yet

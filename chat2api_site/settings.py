@@ -171,8 +171,7 @@ except ValueError:
 if _read("bool", "BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-INSTALLED_APPS = [
-    "daphne",
+INSTALLED_APPS = [  # not "daphne": it only brings its runserver, and would load Twisted into every process
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

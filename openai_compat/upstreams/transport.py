@@ -21,9 +21,15 @@ async def open_stream(url: str, cred: UpstreamCredential, headers: dict[str, str
     """POST `body` and return the response with its body unread; transport failures become `UpstreamError`."""
     session = session_for(url, proxy_for(cred.id))
     try:
-        return await session.request("POST", url, data=orjson.dumps(body), headers=headers, stream=True)
+        return await session.request("POST", url, data=payload(body), headers=headers, stream=True)
     except RequestException as exc:
         raise UpstreamError(transport_reason(exc), status=504 if isinstance(exc, Timeout) else 502) from None
+
+
+def payload(body: dict[str, Any]) -> bytes:
+    """`body` as JSON in a bytes object of its own size: curl holds it for the whole answer, and orjson's output
+    keeps the 4 KB of its first buffer behind even a short body (4 MB per 1,000 open streams)."""
+    return memoryview(orjson.dumps(body)).tobytes()
 
 
 async def sse_data(response: Response) -> AsyncIterator[bytes]:
