@@ -64,8 +64,11 @@ def read(
     maximum: float | None = None,
     choices: Iterable[str] | None = None,
 ) -> Any:
-    """One variable parsed with django-environ, then checked against its bounds or choices."""
+    """One variable parsed with django-environ, then checked against its bounds or choices. A number set to
+    nothing (`WEB_CONCURRENCY=` in an .env made from .env.example) means its default."""
     raw = env.str(name, default="")
+    if cast in ("int", "float") and not raw.strip():
+        return default
     if cast == "bool" and name in env.ENVIRON and raw.strip().lower() not in BOOLEANS:
         raise invalid(name, raw, EXPECTED["bool"])
     try:

@@ -48,6 +48,16 @@ def test_bad_value_stops_startup_with_one_line(name, value, why):
     assert why in line
 
 
+def test_a_number_set_to_nothing_means_its_default():
+    """As an .env made from .env.example has it (`WEB_CONCURRENCY=`)."""
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.RETRY_TIMES, s.KEEPALIVE_SECONDS)"
+    )
+    result = run_python({"RETRY_TIMES": "", "KEEPALIVE_SECONDS": " "}, "-c", code)
+    assert result.stdout.split() == ["3", "5.0"], result.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     ("name", "value", "secret"),
     [
