@@ -6,7 +6,11 @@ inline script) asks `poll/` for a step at the issuer's interval and goes to the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
+from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, path, reverse
@@ -18,6 +22,11 @@ from tokens.oauth import RefreshFailed
 
 class CodexSignInMixin:
     """Mixed into the credential admin; uses its `_can_import`, `_page` and `admin_site`."""
+
+    admin_site: AdminSite
+    opts: Any  # the model's `_meta`
+    _can_import: Callable[[HttpRequest], bool]
+    _page: Callable[..., HttpResponse]
 
     def sign_in_urls(self) -> list[URLPattern]:
         view, name = self.admin_site.admin_view, f"{self.opts.app_label}_{self.opts.model_name}"

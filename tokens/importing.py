@@ -241,7 +241,8 @@ def _store(entry: Entry, result: ImportResult) -> None:
         result.created += 1
         return
     revive = settings.ALLOW_RESET and existing.status == Status.INVALID
-    relist = entry.models is not None and list(entry.models) != existing.model_names
+    models = list(entry.models) if entry.models is not None else None
+    relist = models is not None and models != existing.model_names
     # A codex account signed in again brings new tokens; its old single-use RefreshToken may be spent.
     retoken = entry.kind == Kind.CODEX and entry.refresh_token != existing.refresh_token
     rewire = bool(entry.wire_api) and entry.wire_api != existing.wire_api
@@ -251,7 +252,7 @@ def _store(entry: Entry, result: ImportResult) -> None:
     if revive:
         existing.status, existing.last_error = Status.ACTIVE, ""
     if relist:
-        existing.model_names = list(entry.models)
+        existing.model_names = models
     if rewire:
         existing.wire_api = entry.wire_api
     if retoken:

@@ -101,5 +101,5 @@ class Holdings:
 
 
 def _abandon(state: PoolState, attempt: asyncio.Future[int | Refusal], lease: str) -> None:
-    if not attempt.cancelled() and attempt.exception() is None and isinstance(attempt.result(), int):
-        background(state.release(attempt.result(), lease))
+    if not attempt.cancelled() and attempt.exception() is None and isinstance(taken := attempt.result(), int):
+        background(state.release(taken, lease))

@@ -307,7 +307,7 @@ class RedisLimits(Limits):
 
     async def _settle(self, admission: Admission, periods: Periods, used: int) -> None:
         policy, (_, script) = admission.policy, self._client()
-        args = [
+        args: list[str | int] = [
             "settle",
             admission.id,
             used - admission.reserve,

@@ -195,7 +195,8 @@ def oauth_error(doc: object) -> tuple[str, str]:
         return "", ""
     error, detail = doc.get("error"), doc.get("error_description")
     if isinstance(error, dict):
-        error, detail = error.get("code") or error.get("type"), error.get("message") or detail
+        detail = error.get("message") or detail
+        error = error.get("code") or error.get("type")
     return (error if isinstance(error, str) else ""), (detail if isinstance(detail, str) else "")
 
 

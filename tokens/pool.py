@@ -54,6 +54,12 @@ class PooledCredential:
     needs_refresh: bool = False
     half_open: bool = False  # back from a cooldown: one request at a time until one succeeds
 
+    @property
+    def row_id(self) -> int:
+        """`id` of a credential of the pool, which always has a row (a caller's own token never reaches it)."""
+        assert self.id is not None, "a caller's own token has no row"
+        return self.id
+
     def __str__(self) -> str:
         return f"#{self.id} {self.kind} {mask(self.api_key or self.access_token or self.refresh_token)}"
 
@@ -223,13 +229,13 @@ class CredentialPool:
         wakes the wait at once, one on another node is seen by polling.
         """
         excluded = set(exclude)
-        by_id = {c.id: c for c in serving}
+        by_id = {c.row_id: c for c in serving}
         headroom = _by_headroom(by_id.values())
-        candidates = [Candidate(c.id, c.limit, c.id in excluded) for c in by_id.values()]
+        candidates = [Candidate(c.row_id, c.limit, c.row_id in excluded) for c in by_id.values()]
         if affinity:
-            lease = await self._pick_sticky(candidates, model, affinity)
-            if lease is not None:
-                return Lease(by_id[lease[0]], lease[1])
+            sticky = await self._pick_sticky(candidates, model, affinity)
+            if sticky is not None:
+                return Lease(by_id[sticky[0]], sticky[1])
         deadline = time.monotonic() + settings.POOL_WAIT_SECONDS
         pause = 0.01
         while True:
@@ -263,7 +269,7 @@ class CredentialPool:
     async def release(self, lease: Lease) -> None:
         """Give the slot back; releasing twice is harmless (a lease is a set member, not a counter)."""
         try:
-            await self._held.give_back(self.state, lease.cred.id, lease.id)
+            await self._held.give_back(self.state, lease.cred.row_id, lease.id)
         finally:
             freed, self._freed = self._freed, asyncio.Event()
             freed.set()
@@ -294,7 +300,7 @@ class CredentialPool:
         """Take `cred` out for `seconds` (for one model when given): in the shared state first, so that
         every node skips it from its next request on, then in the database for the admin and restarts."""
         until = time.time() + seconds
-        await self.state.cool_down(cred.id, model or ANY_MODEL, until)
+        await self.state.cool_down(cred.row_id, model or ANY_MODEL, until)
         await in_thread(services.mark_cooling, cred.id, until, model, reason)
 
     async def failed_transiently(self, cred: PooledCredential, others: list[int], reason: str) -> None:
@@ -344,7 +350,7 @@ def _cleared(old: Iterable[PooledCredential], new: Iterable[PooledCredential]) -
     """Credentials the database moved from cooling to active: the admin's "Clear cooldown", or a half-open
     probe that answered. Either way an ejection of theirs that may still run is over."""
     cooling = {c.id for c in old if c.half_open}
-    return [c.id for c in new if c.id in cooling and not c.half_open]
+    return [c.row_id for c in new if c.id in cooling and not c.half_open]
 
 
 def _by_headroom(creds: Iterable[PooledCredential]) -> bool:

@@ -169,7 +169,10 @@ async def store(client: redis.asyncio.Redis, key: str, fields: Fields, now: floa
     async with client.pipeline(transaction=True) as pipe:
         if stale := _stale(fields):
             pipe.hdel(key, *stale)
-        await pipe.hset(key, mapping=dict(fields)).expireat(key, at, nx=True).expireat(key, at, gt=True).execute()
+        pipe.hset(key, mapping=dict(fields))  # type: ignore[arg-type]  # redis-py's Mapping keys are invariant: a str key is a valid field
+        pipe.expireat(key, at, nx=True)
+        pipe.expireat(key, at, gt=True)
+        await pipe.execute()
 
 
 @functools.cache

@@ -264,7 +264,8 @@ class RedisState(PoolState):
         async with client.pipeline(transaction=False) as pipe:  # one round trip for every lease of the process
             for cred_id, ids in leases.items():
                 key = self._leases(cred_id)
-                pipe.zadd(key, dict.fromkeys(ids, expiry), xx=True).expireat(key, math.ceil(expiry), gt=True)
+                pipe.zadd(key, dict.fromkeys(ids, expiry), xx=True)
+                pipe.expireat(key, math.ceil(expiry), gt=True)
             await pipe.execute()
 
     async def cool_down(self, cred_id: int, model: str, until: float) -> None:
@@ -272,7 +273,10 @@ class RedisState(PoolState):
         key, at = self._cool(cred_id), math.ceil(until)
         async with client.pipeline(transaction=True) as pipe:
             # The hash lives as long as its latest cooldown: NX sets a first expiry, GT only lengthens it.
-            await pipe.hset(key, model, until).expireat(key, at, nx=True).expireat(key, at, gt=True).execute()
+            pipe.hset(key, model, until)
+            pipe.expireat(key, at, nx=True)
+            pipe.expireat(key, at, gt=True)
+            await pipe.execute()
 
     async def set_cooldowns(self, cooldowns: Mapping[int, Mapping[str, float]], now: float) -> None:
         if not cooldowns:
@@ -283,7 +287,8 @@ class RedisState(PoolState):
                 key, live = self._cool(cred_id), {model: until for model, until in cools.items() if until > now}
                 pipe.delete(key)
                 if live:
-                    pipe.hset(key, mapping=live).expireat(key, math.ceil(max(live.values())))
+                    pipe.hset(key, mapping=live)  # type: ignore[arg-type]  # redis-py's Mapping keys are invariant: a str key is a valid field
+                    pipe.expireat(key, math.ceil(max(live.values())))
             await pipe.execute()
 
     async def in_flight(self, cred_id: int, now: float) -> int:
