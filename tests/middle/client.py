@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote, urlencode
 
 import orjson
 
@@ -24,7 +25,15 @@ async def loaded() -> None:
 class Exchange:
     """One request to the application, running in this event loop."""
 
-    def __init__(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> None:
+        """`path` as a client sends it (percent-encoded); the server decodes it for the application."""
         self._body: bytes | None = body
         self._sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1)
         self._gone = asyncio.Event()
@@ -37,9 +46,9 @@ class Exchange:
             "http_version": "1.1",
             "method": method,
             "scheme": "http",
-            "path": path,
+            "path": unquote(path),
             "raw_path": path.encode(),
-            "query_string": b"",
+            "query_string": urlencode(query or {}).encode(),
             "root_path": "",
             "headers": [(k.lower().encode(), v.encode()) for k, v in fields.items()],
             "client": ("127.0.0.1", 50000),
@@ -99,11 +108,17 @@ class Exchange:
         await asyncio.wait_for(self.task, 10)
 
 
-def post(path: str, body: dict[str, Any], **headers: str) -> Exchange:
-    return Exchange("POST", path, orjson.dumps(body), {"Content-Type": "application/json", **headers})
+def post(path: str, body: dict[str, Any] | bytes) -> Exchange:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Exchange("POST", path, content, {"Content-Type": "application/json"})
 
 
-async def call(path: str, body: dict[str, Any]) -> tuple[Exchange, bytes]:
-    """A whole exchange: the response's status and headers, and its body."""
+async def call(path: str, body: dict[str, Any] | bytes) -> tuple[Exchange, bytes]:
+    """A whole POST exchange: the response's status and headers, and its body."""
     exchange = post(path, body)
+    return exchange, await exchange.read()
+
+
+async def get(path: str, query: dict[str, str] | None = None) -> tuple[Exchange, bytes]:
+    exchange = Exchange("GET", path, query=query)
     return exchange, await exchange.read()
