@@ -370,7 +370,8 @@ def main() -> int:
     print(
         f"non-stream c=1: {counts['c1_requests']} requests; c=32: {counts['c32_requests']}; stream c=1: "
         f"{counts['c1_streams']}; c=32: {counts['c32_streams']} (each phase capped at {counts['phase_seconds']} s); "
-        f"{args.streams} slow streams ({args.delay:g} s between chunks). VmRSS sampled from /proc."
+        f"{args.streams} slow streams ({args.delay:g} s between chunks). VmRSS and CPU from /proc, summed over "
+        "a gateway's processes (with --workers: the supervisor and its workers)."
     )
     print()
     print(goals_table(results, args.streams))
