@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
+import openai
 import orjson
 import pytest
 
@@ -32,6 +34,15 @@ def chunks(raw: bytes) -> list[dict]:
 
 def text(raw: bytes) -> str:
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks(raw) if c.get("choices"))
+
+
+def read_by_the_sdk(raw: bytes) -> str:
+    """The text the openai SDK makes of a streamed body (these very bytes, handed to it as its server's reply)."""
+    reply = httpx.Response(200, content=raw, headers={"Content-Type": "text/event-stream"})
+    transport = httpx.MockTransport(lambda request: reply)
+    sdk = openai.OpenAI(api_key="test-code", http_client=httpx.Client(transport=transport), max_retries=0)
+    stream = sdk.chat.completions.create(**STREAM)
+    return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
 async def released(cred: Credential) -> bool:
@@ -122,6 +133,7 @@ def test_keepalive_comments_while_the_start_waits_for_a_slot(run, settings, fake
     assert waiting.status == 200 and comments == [b": keep-alive\n\n"] * 2
     assert_valid_sse(rest.decode())
     assert text(rest) == ANSWER and free
+    assert read_by_the_sdk(b"".join(comments) + rest) == ANSWER
 
 
 def test_a_start_that_fails_after_keepalive_is_an_error_event(run, settings, fake_openai):
@@ -141,6 +153,39 @@ def test_a_start_that_fails_after_keepalive_is_an_error_event(run, settings, fak
     assert waiting.status == 200 and body.startswith(b": keep-alive\n\n") and free
     [error] = list(sse_data(body.decode()))
     assert orjson.loads(error)["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_failover_behind_keepalive_comments(run, fake_openai):
+    cred = key(fake_openai, "sk-ok-after", max_concurrency=1)
+    failing = key(fake_openai, "sk-500-meanwhile")  # the one free credential, tried while the other is busy
+
+    async def go():
+        await loaded()
+        holder = post(CHAT, STREAM)
+        await anext(holder.chunks())
+        waiting = post(CHAT, STREAM)
+        parts = waiting.chunks()
+        comment = await anext(parts)
+        await holder.read()
+        return waiting, comment, b"".join([part async for part in parts]), await released(cred)
+
+    waiting, comment, rest, free = run(go())
+    assert waiting.status == 200 and comment == b": keep-alive\n\n" and free
+    assert_valid_sse(rest.decode())
+    assert text(rest) == ANSWER and fake_openai.calls[failing.api_key] == 1
+
+
+def test_a_start_that_fails_before_keepalive_keeps_its_status(run, settings, fake_openai):
+    settings.KEEPALIVE_SECONDS = 5
+    key(fake_openai, "sk-500-fast")
+
+    async def go():
+        await loaded()
+        return await call(CHAT, STREAM)
+
+    reply, raw = run(go())
+    assert reply.status == 502 and reply.headers["content-type"] == "application/json"
+    assert_valid("ErrorResponse", orjson.loads(raw))
 
 
 @pytest.mark.parametrize("moment", ["before the headers", "during keep-alive"])
