@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import subprocess
 import sys
@@ -23,16 +25,33 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 @contextmanager
 def postgres_database(name: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for the duration of the block; yields its URL."""
+    create(name, migrated_template())
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        drop(name)
+
+
+@functools.cache
+def migrated_template() -> str:
+    """One migrated database per test process, copied by each `postgres_database`: a copy takes ~0.2 s, a migration
+    in a child process ~2 s (far more on a busy machine)."""
+    name = f"chat2api_test_template_{os.getpid()}"
+    create(name)
+    atexit.register(drop, name)
+    manage({"DATABASE_URL": f"{POSTGRES}/{name}"}, "migrate", "--noinput")
+    return name
+
+
+def create(name: str, template: str = "template1") -> None:
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"{POSTGRES}/{name}"
-    try:
-        manage({"DATABASE_URL": url}, "migrate", "--noinput")
-        yield url
-    finally:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
+def drop(name: str) -> None:
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
