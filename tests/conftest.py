@@ -94,6 +94,20 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
+@pytest.fixture(scope="module")
+def admin_gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
+    """The real server, serving the admin's static files from the finders (tests.mirror.server_settings)."""
+    server = Gateway({**gateway_env, "DJANGO_SETTINGS_MODULE": "tests.mirror.server_settings"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway_hasher(settings) -> None:
+    """The test's own users hashed as the gateway hashes them (the test settings' hasher is a fast, other one)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_fakes(request: pytest.FixtureRequest) -> None:
     if "fake_openai" in request.fixturenames:

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import ARTIFACTS, needs_chromium
+from tests.browser import ARTIFACTS, admin_page, needs_chromium
 from tests.fakes.base import FakeServer
 from tests.fakes.codex_issuer import ISSUER
 from tests.gateway import Gateway
@@ -23,27 +23,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "correct-horse-battery-staple"
 
 
-@pytest.fixture(scope="module")
-def admin_gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
-    """The real server, serving the page's script from `static/` (tests.mirror.server_settings)."""
-    server = Gateway({**gateway_env, "DJANGO_SETTINGS_MODULE": "tests.mirror.server_settings"}).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def page(browser: Browser, admin_gateway: Gateway, settings) -> Iterator[Page]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # the gateway's hasher
-    User.objects.create_superuser("operator", password=PASSWORD)
-    context = browser.new_context(base_url=admin_gateway.url)
-    context.set_default_timeout(10000)
-    page = context.new_page()
-    page.goto("/admin/login/?next=/admin/tokens/credential/")
-    page.get_by_label("Username").fill("operator")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    yield page
-    context.close()
+def page(browser: Browser, admin_gateway: Gateway, gateway_hasher) -> Iterator[Page]:
+    with admin_page(browser, admin_gateway.url, "/admin/tokens/credential/") as page:
+        yield page
 
 
 @needs_chromium

@@ -9,44 +9,26 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from tests import factories
-from tests.browser import ARTIFACTS, needs_chromium
+from tests.browser import ARTIFACTS, admin_page, needs_chromium
 from tests.fakes.codex_issuer import codex_jwt
 from tests.gateway import Gateway
 from tokens import usage
 from tokens.models import Credential, Outcome, Status
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_chromium]
-PASSWORD = "pool-admin-password"
 WIDTH = 1280
 WORKSPACE = "d3c9e6f2-1b7a-4c55-9a0e-6f1c2b3d4e5f"
 LONG_ERROR = "upstream answered 401: " + "Your authentication token has been invalidated. " * 4
 
 
-@pytest.fixture(scope="module")
-def admin_gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
-    """The real server, serving the admin's style sheets from the finders (tests.mirror.server_settings)."""
-    server = Gateway({**gateway_env, "DJANGO_SETTINGS_MODULE": "tests.mirror.server_settings"}).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def page(browser: Browser, admin_gateway: Gateway, settings) -> Iterator[Page]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # the gateway's hasher
-    User.objects.create_superuser("operator", password=PASSWORD)
-    context = browser.new_context(base_url=admin_gateway.url, viewport={"width": WIDTH, "height": 900})
-    page = context.new_page()
-    page.goto("/admin/login/?next=/admin/tokens/credential/")
-    page.get_by_label("Username").fill("operator")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    yield page
-    context.close()
+def page(browser: Browser, admin_gateway: Gateway, gateway_hasher) -> Iterator[Page]:
+    with admin_page(browser, admin_gateway.url, "/admin/tokens/credential/", width=WIDTH) as page:
+        yield page
 
 
 def pool() -> dict[str, Credential]:

@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import ARTIFACTS, needs_chromium
+from tests.browser import ARTIFACTS, admin_page, needs_chromium
 from tests.factories import chatgpt_account, openai_key
 from tests.gateway import Gateway
 from tests.tokens.test_usage import entry
@@ -29,7 +28,6 @@ from tokens.admin_usage import CSV_HEADER
 from tokens.models import ClientKey, Outcome, RequestLog
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_usage")]
-PASSWORD = "usage-admin-password"
 API_KEY = "sk-usage-admin-secret-0123456789abcdef"
 MODELS = ("gpt-5", "gpt-5-mini", "o3", "gpt-4o")
 LOG = "admin:tokens_requestlog_changelist"
@@ -133,27 +131,10 @@ def test_the_usage_page_of_a_key_charts_its_days(admin_client: Client, traffic):
     assert "Usage of credential team key" in team and API_KEY not in team
 
 
-@pytest.fixture(scope="module")
-def admin_gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
-    """The real server, serving the admin's static files from the finders (tests.mirror.server_settings)."""
-    server = Gateway({**gateway_env, "DJANGO_SETTINGS_MODULE": "tests.mirror.server_settings"}).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def page(browser: Browser, admin_gateway: Gateway, settings) -> Iterator[Page]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # the gateway's hasher
-    User.objects.create_superuser("operator", password=PASSWORD)
-    context = browser.new_context(base_url=admin_gateway.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10000)
-    page = context.new_page()
-    page.goto("/admin/login/?next=/admin/tokens/requestlog/")
-    page.get_by_label("Username").fill("operator")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    yield page
-    context.close()
+def page(browser: Browser, admin_gateway: Gateway, gateway_hasher) -> Iterator[Page]:
+    with admin_page(browser, admin_gateway.url, "/admin/tokens/requestlog/") as page:
+        yield page
 
 
 @needs_chromium
