@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlencode
 import orjson
 
 from chat2api_site.asgi import application
+from tests.spec import sse_data
 from tokens.pool import pool
 
 AUTH = {"Authorization": "Bearer test-code"}
@@ -122,3 +123,9 @@ async def call(path: str, body: dict[str, Any] | bytes) -> tuple[Exchange, bytes
 async def get(path: str, query: dict[str, str] | None = None) -> tuple[Exchange, bytes]:
     exchange = Exchange("GET", path, query=query)
     return exchange, await exchange.read()
+
+
+def streamed_text(raw: bytes) -> str:
+    """The answer's text in a chat stream's chunks."""
+    chunks = [orjson.loads(data) for data in sse_data(raw.decode()) if data != "[DONE]"]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))

@@ -39,7 +39,6 @@ def api_settings(settings, fake_chatgpt, fake_codex):
     """The settings of the loopback gateway (`tests/gateway.py`), at once short enough to wait out in milliseconds."""
     settings.AUTHORIZATION = ["test-code"]
     settings.KEEPALIVE_SECONDS = 0.02
-    settings.RANDOM_TOKEN = False
     settings.CHATGPT_BASE_URL = fake_chatgpt.url
     settings.CODEX_BASE_URL = fake_codex.url + "/backend-api/codex"
     return settings

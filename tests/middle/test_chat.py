@@ -14,7 +14,7 @@ import pytest
 from tests.factories import openai_key
 from tests.fakes.openai_server import ANSWER
 from tests.gateway import eventually
-from tests.middle.client import call, loaded, post
+from tests.middle.client import call, loaded, post, streamed_text
 from tests.spec import assert_valid, assert_valid_sse, sse_data
 from tokens.models import Credential
 from tokens.pool import pool
@@ -30,10 +30,6 @@ def key(fake_openai, api_key: str, max_concurrency: int = 0) -> Credential:
 
 def chunks(raw: bytes) -> list[dict]:
     return [orjson.loads(data) for data in sse_data(raw.decode()) if data != "[DONE]"]
-
-
-def text(raw: bytes) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks(raw) if c.get("choices"))
 
 
 def read_by_the_sdk(raw: bytes) -> str:
@@ -80,7 +76,7 @@ def test_a_streamed_answer_with_usage(run, fake_openai):
     assert reply.status == 200 and reply.headers["content-type"] == "text/event-stream"
     assert reply.headers["cache-control"] == "no-cache" and reply.headers["x-accel-buffering"] == "no"
     assert_valid_sse(raw.decode())
-    assert raw.endswith(b"data: [DONE]\n\n") and text(raw) == ANSWER
+    assert raw.endswith(b"data: [DONE]\n\n") and streamed_text(raw) == ANSWER
     *answer, finish, usage = chunks(raw)
     assert answer[0]["choices"][0]["delta"]["role"] == "assistant"
     assert finish["choices"][0]["finish_reason"] == "stop"
@@ -96,7 +92,7 @@ def test_a_failure_before_the_first_byte_fails_over(run, fake_openai):
         return await call(CHAT, prompt)
 
     reply, raw = run(go())
-    assert reply.status == 200 and text(raw) == ANSWER and raw.endswith(b"data: [DONE]\n\n")
+    assert reply.status == 200 and streamed_text(raw) == ANSWER and raw.endswith(b"data: [DONE]\n\n")
     assert fake_openai.calls[first.api_key] == fake_openai.calls[second.api_key] == 1
 
 
@@ -132,7 +128,7 @@ def test_keepalive_comments_while_the_start_waits_for_a_slot(run, settings, fake
     waiting, comments, rest, free = run(go())
     assert waiting.status == 200 and comments == [b": keep-alive\n\n"] * 2
     assert_valid_sse(rest.decode())
-    assert text(rest) == ANSWER and free
+    assert streamed_text(rest) == ANSWER and free
     assert read_by_the_sdk(b"".join(comments) + rest) == ANSWER
 
 
@@ -172,7 +168,7 @@ def test_failover_behind_keepalive_comments(run, fake_openai):
     waiting, comment, rest, free = run(go())
     assert waiting.status == 200 and comment == b": keep-alive\n\n" and free
     assert_valid_sse(rest.decode())
-    assert text(rest) == ANSWER and fake_openai.calls[failing.api_key] == 1
+    assert streamed_text(rest) == ANSWER and fake_openai.calls[failing.api_key] == 1
 
 
 def test_a_start_that_fails_before_keepalive_keeps_its_status(run, settings, fake_openai):

@@ -1,6 +1,5 @@
-"""Outlier detection through a real gateway: prompt-caused failures take no credential out; a failing one goes.
-
-Each scenario runs on a gateway with its state in memory and on one with its state in Redis.
+"""Outlier detection through a real gateway with its state in Redis: prompt-caused failures take no credential out; a
+failing one goes. (With the state in process memory: `tests/middle/test_health.py`.)
 """
 
 from __future__ import annotations
@@ -22,14 +21,9 @@ from tokens.services import clear_cooldown
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(scope="module", params=["memory", "redis"])
-def node(
-    request: pytest.FixtureRequest, gateway_env: dict[str, str]
-) -> Iterator[tuple[Gateway, redis.Redis | None, str]]:
-    """A gateway, and in Redis mode a client and the key prefix of its pool state."""
-    if request.param == "memory":
-        yield request.getfixturevalue("gateway"), None, ""
-        return
+@pytest.fixture(scope="module")
+def node(gateway_env: dict[str, str]) -> Iterator[tuple[Gateway, redis.Redis, str]]:
+    """A gateway, a client of its Redis and the key prefix of its pool state."""
     with redis_namespace() as (redis_env, client):
         gateway = Gateway({**gateway_env, **redis_env}).start()
         yield gateway, client, f"{redis_env['REDIS_KEY_PREFIX']}:{{pool}}:"
@@ -79,8 +73,7 @@ def test_an_always_failing_credential_is_out_within_ten_requests(node, fake_open
     assert bad.status == Status.COOLING and "as an outlier" in bad.last_error
     assert "Internal upstream failure" in bad.last_error
     assert {Credential.objects.get(pk=c.pk).status for c in carriers} == {Status.ACTIVE}
-    if client is not None:  # the ejection is in the shared state, for every node
-        assert float(client.hget(f"{prefix}eject:{bad.pk}", "until")) > 0
+    assert float(client.hget(f"{prefix}eject:{bad.pk}", "until")) > 0  # in the shared state, for every node
 
     clear_cooldown(Credential.objects.filter(pk=bad.pk))  # the admin's "Clear cooldown" ends the ejection
     settle()
