@@ -78,7 +78,7 @@ async def resolve(host: str, port: int) -> list[IP]:
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"its host {host!r} could not be resolved") from exc
     # getaddrinfo may add a scope (`fe80::1%eth0`); the address is what is checked
-    return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
 
 
 async def checked_addresses(host: str, port: int) -> list[IP]:

@@ -49,6 +49,7 @@ class _Owned:
 
     async def aclose(self) -> None:
         self.close()
+        assert self._closing is not None, "close() in this loop started the release"
         await asyncio.shield(self._closing)
 
     async def _release(self) -> None:

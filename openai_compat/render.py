@@ -92,7 +92,10 @@ def sse_events(starting: Starting, request: ChatRequest) -> AsyncIterator[bytes]
 async def completion(answer: Answer, request: ChatRequest) -> dict[str, Any]:
     """Collect the same stream into one `chat.completion`; the pipeline read a non-stream answer whole
     before handing it over (failing over until then), so nothing here can fail any more."""
-    content, reasoning, calls, finish, usage = [], [], {}, "stop", None
+    content: list[str] = []
+    reasoning: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    finish, usage = "stop", None
     try:
         async for delta in deltas(answer):
             content.append(delta.content)

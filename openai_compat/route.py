@@ -49,7 +49,7 @@ class Route:
 
     def peers(self, creds: Sequence[PooledCredential], cred: PooledCredential) -> list[int]:
         """The ids of the others of `creds` that serve the model: who `cred`'s failures are compared with."""
-        return [c.id for c in creds if c.id != cred.id and self.slug(c) is not None]
+        return [c.row_id for c in creds if c.id != cred.id and self.slug(c) is not None]
 
     @property
     def known(self) -> bool:

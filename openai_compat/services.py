@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 
 from asgiref.sync import sync_to_async
@@ -55,7 +55,7 @@ class Answer:
 
     cred: PooledCredential
     head: list[Delta]
-    rest: AsyncIterator[Delta]
+    rest: AsyncGenerator[Delta, None]
     route: Route
     failed: bool = field(default=False)
     lease: Lease | None = None  # the pool slot this answer holds; None for a caller's own token
@@ -126,7 +126,7 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
             raise _exhausted(route, exc, last) from None
         metrics.LEASES.inc()
         cred = lease.cred
-        tried.add(cred.id)
+        tried.add(cred.row_id)
         try:
             answer = await _attempt(cred, request, route)
         except UpstreamError as err:
@@ -146,6 +146,7 @@ async def start_answer(request: ChatRequest, caller: Caller) -> Answer:
             raise
         answer.lease = lease
         return answer
+    assert last is not None, "the loop ran, and only a failure goes round again"
     raise _client_error(last)
 
 
@@ -182,7 +183,9 @@ async def _attempt(cred: PooledCredential, request: ChatRequest, route: Route) -
     """
     fresh = await _fresh(cred)
     refreshed, cred = fresh is not cred, fresh
-    stream = UPSTREAMS[cred.kind].stream(cred, request, route.slug(cred))
+    slug = route.slug(cred)
+    assert slug is not None, "only a credential that serves the model is tried"
+    stream = UPSTREAMS[cred.kind].stream(cred, request, slug)
     head: list[Delta] = []
     started = False
     try:

@@ -53,8 +53,8 @@ async def chat_completions(request: HttpRequest, caller: Caller) -> HttpResponse
     if not chat.stream:
         answer = await start_answer(chat, caller)
         return json_response(await render.completion(answer, chat), headers=conversation_header(answer))
-    starting, answer = await begin_stream(chat, caller)
-    headers = conversation_header(answer) if answer is not None else {}
+    starting, started = await begin_stream(chat, caller)
+    headers = conversation_header(started) if started is not None else {}
     return event_stream(render.sse_events(starting, chat), starting, headers)
 
 

@@ -148,8 +148,7 @@ class Builder:
         return obj
 
     def _reasoning(self, text: str) -> list[Event]:
-        events = self._switch("reasoning")
-        item = self.open
+        events, item = self._switch("reasoning")
         if not item["summary"]:
             item["summary"].append({"type": "summary_text", "text": ""})
             part = {"type": "summary_text", "text": ""}
@@ -166,13 +165,12 @@ class Builder:
             if earlier:
                 earlier[-1]["encrypted_content"] = content
                 return []
-        events = self._switch("reasoning")
-        self.open["encrypted_content"] = content
+        events, item = self._switch("reasoning")
+        item["encrypted_content"] = content
         return events
 
     def _text(self, text: str) -> list[Event]:
-        events = self._switch("message")
-        item = self.open
+        events, item = self._switch("message")
         if not item["content"]:
             item["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
             part = copy.deepcopy(item["content"][0])
@@ -200,17 +198,18 @@ class Builder:
             events.append(self._of(item, "response.function_call_arguments.delta", delta=arguments))
         return events
 
-    def _switch(self, kind: str) -> list[Event]:
-        """Make the open item one of `kind`, closing an open item of another kind."""
+    def _switch(self, kind: str) -> tuple[list[Event], dict[str, Any]]:
+        """Make the open item one of `kind`, closing an open item of another kind: the events, and the item."""
         if self.open is not None and self.open["type"] == kind:
-            return []
+            return [], self.open
         events = self._close_open("completed")
         if kind == "reasoning":
-            self.open = {"type": "reasoning", "id": new_id("rs"), "summary": [], "status": "in_progress"}
+            item = {"type": "reasoning", "id": new_id("rs"), "summary": [], "status": "in_progress"}
         else:
-            item = {"type": "message", "id": new_id("msg"), "status": "in_progress", "role": "assistant"}
-            self.open = {**item, "content": []}
-        return [*events, self._add(self.open)]
+            head = {"type": "message", "id": new_id("msg"), "status": "in_progress", "role": "assistant"}
+            item = {**head, "content": []}
+        self.open = item
+        return [*events, self._add(item)], item
 
     def _close_open(self, status: str) -> list[Event]:
         item, self.open = self.open, None
@@ -302,8 +301,8 @@ async def _answer_events(
     except UpstreamError as err:
         yield numbered(builder.failed(err.status, f"The upstream failed mid-answer: {err.message}"))
     except Exception as exc:  # the headers are out: a fault can only end the stream with `response.failed`
-        err = fault(exc, current_request_id(), "a stream")
-        yield numbered(builder.failed(err.status, err.message))
+        failure = fault(exc, current_request_id(), "a stream")
+        yield numbered(builder.failed(failure.status, failure.message))
     finally:
         await answer.close()
 

@@ -22,6 +22,7 @@ async def create(request: HttpRequest, caller: Caller) -> HttpResponse:
     ask = parse_responses_request(request_body(request))
     history = await store.history(ask.previous_response_id, caller.scope) if ask.previous_response_id else []
     chat = to_chat(ask, history)
+    assert chat.native is not None, "to_chat keeps the Responses request"
     response_id = render.new_id("resp")
     finish = functools.partial(store.save, caller.scope, chat.native["input"]) if ask.store else _keep_nothing
     if not ask.stream:

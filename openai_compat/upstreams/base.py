@@ -7,7 +7,7 @@ pipeline in `openai_compat.services` decides whether another credential may stil
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,14 +20,25 @@ class UpstreamCredential(Protocol):
     """What an adapter may read of a credential. The pool's credentials satisfy it; adapters know nothing of
     where credentials are stored. `id` is None for a caller's own token."""
 
-    id: int | None
-    kind: str
-    access_token: str
-    refresh_token: str
-    account_id: str
-    base_url: str
-    api_key: str
-    wire_api: str  # what an `openai` key's server speaks besides chat: "responses" when it has its own `/responses`
+    # Read-only, as the pool's frozen credentials are.
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def refresh_token(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def api_key(self) -> str: ...
+    @property
+    def wire_api(self) -> str:
+        """What an `openai` key's server speaks besides chat: "responses" when it has its own `/responses`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,6 @@ class UpstreamError(Exception):
 class Upstream(Protocol):
     calls_tools: bool  # whether the upstream can answer with tool calls (the ChatGPT web backend cannot)
 
-    def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+    def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncGenerator[Delta, None]:
         """Yield the answer to `request` from the model `slug` using `cred`."""
         ...

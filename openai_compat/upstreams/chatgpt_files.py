@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote, unquote, unquote_to_bytes, urlencode, urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -43,16 +43,20 @@ RETRIEVAL = frozenset(
     | {".swift", ".kt", ".css", ".sql", ".yaml", ".yml"}
 )
 INDEX_WAIT_SECONDS = 30.0
+Method = Literal["GET", "POST"]  # what the file calls use of the backend API
 
 
 class Backend(Protocol):
     """The backend API as one credential sees it: `chatgpt_web.Backend`, which imports this module."""
 
-    cred: UpstreamCredential
-    api: str
-    headers: dict[str, str]
+    @property
+    def cred(self) -> UpstreamCredential: ...
+    @property
+    def api(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
 
-    async def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]: ...
+    async def json(self, method: Method, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +269,8 @@ async def open_download(backend: Backend, asset: Asset) -> tuple[Response, str]:
     if response.status_code != 200:
         await close_stream(response)
         raise UpstreamError(f"The file download answered {response.status_code}.")
-    name = doc.get("file_name") if isinstance(doc.get("file_name"), str) else PurePosixPath(asset.id).name
-    return response, name
+    name = doc.get("file_name")
+    return response, name if isinstance(name, str) else PurePosixPath(asset.id).name
 
 
 def _origin(url: str) -> tuple[str, str]:

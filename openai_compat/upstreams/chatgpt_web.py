@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from openai_compat import catalog
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams import chatgpt_files
 from openai_compat.upstreams.base import Action, Delta, UpstreamCredential, UpstreamError
-from openai_compat.upstreams.chatgpt_files import Prepared
+from openai_compat.upstreams.chatgpt_files import Method, Prepared
 from openai_compat.upstreams.chatgpt_markdown import Asset
 from openai_compat.upstreams.chatgpt_stream import ChatGPTStream, StreamError
 from openai_compat.upstreams.transport import (
@@ -51,7 +51,7 @@ class ChatGPTWeb:
         (the pipeline signs a gateway URL that downloads it with `cred`)."""
         self.links = links
 
-    async def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+    async def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncGenerator[Delta, None]:
         prepared = await chatgpt_files.prepare(request.messages)  # a refused file fails before any upstream call
         backend = Backend.of(cred)
         body = conversation_body(request, slug, await messages_of(backend, prepared))
@@ -79,7 +79,7 @@ class Backend:
     def of(cls, cred: UpstreamCredential) -> Backend:
         return cls(cred, api_root(cred), request_headers(cred))
 
-    async def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def json(self, method: Method, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One JSON call; an HTTP error becomes the `UpstreamError` it means for the credential."""
         url = self.api + path
         data = orjson.dumps(body) if body is not None else None

@@ -7,7 +7,7 @@ request's is built from its own fields under the same rules (`native_body`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -40,7 +40,7 @@ def headers_for(cred: UpstreamCredential) -> dict[str, str]:
 class Codex:
     calls_tools = True
 
-    async def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+    async def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncGenerator[Delta, None]:
         build = codex_body if request.native is None else native_body
         body = await build(request, slug, cred)
         response = await open_stream(responses_url(cred), cred, headers_for(cred), body)

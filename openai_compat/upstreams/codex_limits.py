@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -30,7 +30,9 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _window(used: Any, minutes: Any, reset_at: Any, reset_after: Any, now: float) -> Window | None:
+def _window(fields: Sequence[Any], now: float) -> Window | None:
+    """One window from its (used, minutes, reset at, reset after) fields, header or event."""
+    used, minutes, reset_at, reset_after = fields
     percent = _number(used)
     if percent is None:
         return None
@@ -42,13 +44,13 @@ def _window(used: Any, minutes: Any, reset_at: Any, reset_after: Any, now: float
     )
 
 
-def quota_from_headers(headers: Mapping[str, str], now: float | None = None) -> Quota | None:
+def quota_from_headers(headers: Mapping[str, str | None], now: float | None = None) -> Quota | None:
     """The `x-codex-{primary,secondary}-*` snapshot, or None when the reply carried none."""
     now = time.time() if now is None else now
 
     def window(name: str) -> Window | None:
         prefix = f"x-codex-{name}-"
-        return _window(*(headers.get(prefix + k) for k in _HEADER_FIELDS), now)
+        return _window([headers.get(prefix + k) for k in _HEADER_FIELDS], now)
 
     primary, secondary = window("primary"), window("secondary")
     if primary is None and secondary is None:
@@ -67,7 +69,7 @@ def quota_from_event(event: dict[str, Any], now: float | None = None) -> Quota |
 
     def window(name: str) -> Window | None:
         raw = limits.get(name)
-        return _window(*(raw.get(k) for k in _EVENT_FIELDS), now) if isinstance(raw, dict) else None
+        return _window([raw.get(k) for k in _EVENT_FIELDS], now) if isinstance(raw, dict) else None
 
     primary, secondary = window("primary"), window("secondary")
     if primary is None and secondary is None:
@@ -75,7 +77,7 @@ def quota_from_event(event: dict[str, Any], now: float | None = None) -> Quota |
     return Quota(primary=primary, secondary=secondary, plan=event.get("plan_type") or "")
 
 
-def failure(status: int, raw: bytes, headers: Mapping[str, str], cred: UpstreamCredential) -> UpstreamError:
+def failure(status: int, raw: bytes, headers: Mapping[str, str | None], cred: UpstreamCredential) -> UpstreamError:
     """The `UpstreamError` for a non-200 answer, with the quota its headers carried."""
     quota = quota_from_headers(headers)
     reason = error_text(raw, cred)
@@ -105,7 +107,7 @@ def failure(status: int, raw: bytes, headers: Mapping[str, str], cred: UpstreamC
 
 
 def _limited(
-    reason: str, kind: str, error: dict[str, Any], headers: Mapping[str, str], quota: Quota | None
+    reason: str, kind: str, error: dict[str, Any], headers: Mapping[str, str | None], quota: Quota | None
 ) -> UpstreamError:
     if kind == "usage_limit_reached":
         resets_at, resets_in = _number(error.get("resets_at")), _number(error.get("resets_in_seconds"))
@@ -159,6 +161,6 @@ def _error_object(raw: bytes) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-def _is_html(raw: bytes, headers: Mapping[str, str]) -> bool:
+def _is_html(raw: bytes, headers: Mapping[str, str | None]) -> bool:
     kind = (headers.get("content-type") or "").lower()
     return "text/html" in kind or raw.lstrip()[:1] == b"<"

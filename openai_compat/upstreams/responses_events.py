@@ -57,7 +57,8 @@ class Translator:
         elif kind == "response.failed":
             raise self.failure((event.get("response") or {}).get("error") or {})
         elif kind == "error":
-            raise self.failure(event.get("error") if isinstance(event.get("error"), dict) else event)
+            error = event.get("error")
+            raise self.failure(error if isinstance(error, dict) else event)
         else:
             yield from self.other(event)
 
@@ -131,7 +132,7 @@ class Translator:
             if index not in self.done_items and isinstance(item, dict):
                 yield from self._done(index, item)
         self.finished = True
-        reason = (response.get("incomplete_details") or {}).get("reason")
+        reason = (response.get("incomplete_details") or {}).get("reason") or ""
         finish = INCOMPLETE.get(reason, "length") if incomplete else None
         usage = response.get("usage")
         yield Delta(
