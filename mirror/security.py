@@ -63,12 +63,12 @@ def secure_cookies(get_response: Callable) -> Callable:
     the cookies the session, CSRF and messages middleware set."""
     if iscoroutinefunction(get_response):
 
-        async def middleware(request: HttpRequest) -> HttpResponse:
+        async def async_middleware(request: HttpRequest) -> HttpResponse:
             return _mark_secure(request, await get_response(request))
 
-    else:
+        return async_middleware
 
-        def middleware(request: HttpRequest) -> HttpResponse:
-            return _mark_secure(request, get_response(request))
+    def middleware(request: HttpRequest) -> HttpResponse:
+        return _mark_secure(request, get_response(request))
 
     return middleware

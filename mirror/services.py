@@ -117,7 +117,9 @@ class _Recorder:
     """The answer as `render.sse_stream` reads it, keeping the text that went by for the conversation."""
 
     def __init__(self, answer: Answer) -> None:
-        self.answer, self.content, self.reasoning, self.finished = answer, [], [], False
+        self.answer, self.finished = answer, False
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
 
     async def __aiter__(self) -> AsyncIterator[Delta]:
         async for delta in self.answer:
