@@ -40,4 +40,5 @@ class AccessLog(AccessLogGenerator):
 def install() -> None:
     cli = sys.modules.get("daphne.cli")
     if cli is not None:
-        cli.AccessLogGenerator = AccessLog
+        # A module looked up at run time is a bare ModuleType to mypy, without daphne.cli's names.
+        cli.AccessLogGenerator = AccessLog  # type: ignore[attr-defined]
