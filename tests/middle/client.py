@@ -4,6 +4,7 @@ sent (a one-message buffer, so the application waits for a reader as it would fo
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlencode
@@ -12,9 +13,19 @@ import orjson
 
 from chat2api_site.asgi import application
 from tests.spec import sse_data
+from tokens.models import Credential
 from tokens.pool import pool
 
 AUTH = {"Authorization": "Bearer test-code"}
+
+
+async def released(cred: Credential) -> bool:
+    """Whether the credential's slots all came back (a release runs just after the response closed)."""
+    for _ in range(100):
+        if await pool.state.in_flight(cred.pk, time.time()) == 0:
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 async def loaded() -> None:

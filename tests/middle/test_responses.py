@@ -9,7 +9,8 @@ import pytest
 
 from tests.factories import codex_account, openai_key
 from tests.fakes import codex_server, openai_server
-from tests.middle.client import Exchange, call, loaded
+from tests.gateway import eventually
+from tests.middle.client import Exchange, call, loaded, post, released
 from tests.spec import assert_valid, assert_valid_responses_stream
 from tokens.models import Usage
 from tokens.pool import pool
@@ -63,3 +64,19 @@ def test_a_stream_in_event_order_then_stored_and_counted(run, fake_openai, fake_
     assert_valid("Response", orjson.loads(body))
     [usage] = Usage.objects.filter(credential=cred)
     assert usage.requests == 1 and usage.completion_tokens > 0
+
+
+def test_a_client_leaving_mid_stream_releases_the_slot_and_the_upstream(run, fake_openai):
+    cred = openai_key(fake_openai.url + "/v1", "sk-long-responses", ["fake-model"], max_concurrency=1)
+
+    async def go():
+        await loaded()
+        reply = post("/v1/responses", {"model": "fake-model", "input": "Hi", "stream": True})
+        parts = reply.chunks()
+        while b"response.output_text.delta" not in await anext(parts):
+            pass
+        await reply.leave()
+        return await released(cred)
+
+    assert run(go())
+    assert eventually(lambda: fake_openai.cancelled[cred.api_key] == 1)
