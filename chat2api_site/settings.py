@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import environ
@@ -171,7 +172,9 @@ except ValueError:
 if _read("bool", "BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-INSTALLED_APPS = [  # not "daphne": it only brings its runserver, and would load Twisted into every process
+# "daphne" only for `manage.py runserver` (its ASGI development server): as an app it loads Twisted into every process.
+INSTALLED_APPS = [
+    *(["daphne"] if sys.argv[1:2] == ["runserver"] else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

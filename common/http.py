@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
+from curl_cffi import CurlOpt
 from curl_cffi.requests import AsyncSession
 from django.conf import settings
 
@@ -32,6 +33,9 @@ def session_for(url: str, proxy: str = "") -> AsyncSession:
             # with another's request, so the session keeps no cookie jar at all.
             discard_cookies=True,
             timeout=(settings.UPSTREAM_CONNECT_TIMEOUT, settings.UPSTREAM_READ_TIMEOUT),
+            # libcurl keeps a 64 KB upload buffer per transfer for as long as the answer streams; bodies go out in
+            # 16 KB pieces instead (its minimum): ~30 MB less with 1,000 streams open.
+            curl_options={CurlOpt.UPLOAD_BUFFERSIZE: 16384},
         )
         _sessions[key] = session
     return session

@@ -199,3 +199,15 @@ def test_first_admin_from_environment(settings, capsys):
     assert get_user_model().objects.get(username="operator").is_superuser
     serve.ensure_admin()  # idempotent once an admin exists
     assert get_user_model().objects.count() == 1
+
+
+def test_runserver_is_daphnes_asgi_server(tmp_path):
+    """`manage.py runserver` serves the ASGI application through daphne (channels' development server)."""
+    port, log = free_port(), tmp_path / "runserver.log"
+    env = platform_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = spawn([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"], env, log)
+    try:
+        wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, "runserver to answer", timeout=60)
+    finally:
+        stop(server)
+    assert "ASGI/Daphne" in log.read_text(), log.read_text()[-2000:]
