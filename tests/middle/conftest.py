@@ -8,7 +8,9 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
+from pytest_django.fixtures import SettingsWrapper
 
+from tests.fakes.base import FakeServer
 from tokens import usage
 from tokens.pool import pool
 
@@ -35,8 +37,8 @@ async def _flush() -> None:
 
 
 @pytest.fixture(autouse=True)
-def api_settings(settings, fake_chatgpt, fake_codex):
-    """The settings of the loopback gateway (`tests/gateway.py`), at once short enough to wait out in milliseconds."""
+def api_settings(settings: SettingsWrapper, fake_chatgpt: FakeServer, fake_codex: FakeServer) -> SettingsWrapper:
+    """What the loopback gateways are given (`gateway_env`), with keep-alive comments every 20 ms instead of 5 s."""
     settings.AUTHORIZATION = ["test-code"]
     settings.KEEPALIVE_SECONDS = 0.02
     settings.CHATGPT_BASE_URL = fake_chatgpt.url
