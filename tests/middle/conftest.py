@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
-from pytest_django.fixtures import SettingsWrapper
+from pytest_django.fixtures import Settings
 
 from tests.fakes.base import FakeServer
 from tokens import usage
@@ -37,7 +37,7 @@ async def _flush() -> None:
 
 
 @pytest.fixture(autouse=True)
-def api_settings(settings: SettingsWrapper, fake_chatgpt: FakeServer, fake_codex: FakeServer) -> SettingsWrapper:
+def api_settings(settings: Settings, fake_chatgpt: FakeServer, fake_codex: FakeServer) -> Settings:
     """What the loopback gateways are given (`gateway_env`), with keep-alive comments every 20 ms instead of 5 s."""
     settings.AUTHORIZATION = ["test-code"]
     settings.KEEPALIVE_SECONDS = 0.02
