@@ -40,7 +40,9 @@ import io
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chat2api_site.settings")
 
@@ -95,7 +97,9 @@ class APIHandler(ASGIHandler):
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-sync")
 
     def load_middleware(self, is_async: bool = False) -> None:
-        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
+        self._view_middleware: list[Callable[..., Any]] = []
+        self._template_response_middleware: list[Callable[..., Any]] = []
+        self._exception_middleware: list[Callable[..., Any]] = []
         self._middleware_chain = self._get_response_or_error
 
     async def _get_response_or_error(self, request: HttpRequest) -> HttpResponseBase:
@@ -148,6 +152,7 @@ class APIHandler(ASGIHandler):
         # One watcher task cancels this one if the client hangs up before the response is sent; a
         # streaming response then closes its iterator, which closes the upstream request.
         task = asyncio.current_task()
+        assert task is not None, "a request is served in a task"
         sent = aborted = False
 
         async def watch_disconnect() -> None:

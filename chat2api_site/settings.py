@@ -300,7 +300,7 @@ LOGGING = {
 # --- Celery (tokens/tasks.py); the schedule appears in the admin through django-celery-beat ---------
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:"}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | bool] = {"global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:"}
 else:
     _QUEUE_DIR = VAR_DIR / "celery"
     CELERY_BROKER_URL = "filesystem://"

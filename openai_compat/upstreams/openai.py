@@ -6,7 +6,7 @@ the credential says it speaks it (`wire_api == "responses"`), else it goes to ch
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,12 +41,14 @@ def headers_for(cred: UpstreamCredential) -> dict[str, str]:
 class OpenAICompatible:
     calls_tools = True
 
-    def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+    def stream(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncGenerator[Delta, None]:
         if request.native is not None and cred.wire_api == "responses":
             return self._responses(cred, request.native, slug)
         return self._chat(cred, request, slug)
 
-    async def _responses(self, cred: UpstreamCredential, native: dict[str, Any], slug: str) -> AsyncIterator[Delta]:
+    async def _responses(
+        self, cred: UpstreamCredential, native: dict[str, Any], slug: str
+    ) -> AsyncGenerator[Delta, None]:
         """The client's own Responses request; nothing is stored upstream (this gateway keeps the history)."""
         items = [replayable(item) for item in native.get("input") or ()]
         body = {
@@ -68,7 +70,7 @@ class OpenAICompatible:
         finally:
             await close_stream(response, finished=read_to_end)
 
-    async def _chat(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncIterator[Delta]:
+    async def _chat(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncGenerator[Delta, None]:
         body = {**request.body, "model": slug, "stream": True, "stream_options": {"include_usage": True}}
         response = await open_stream(api_url(cred.base_url, "/chat/completions"), cred, headers_for(cred), body)
         finished_body = False

@@ -51,9 +51,10 @@ async def close_stream(response: Response, finished: bool = False) -> None:
     transfer's task removes the handle from curl's multi handle: the connection is closed at once. A body
     read to its end is left to finish, so that its connection goes back to the pool.
     """
-    task = response.astream_task
+    # curl_cffi declares these a bare Awaitable and None; a streamed response holds the transfer's Task and an Event.
+    task: asyncio.Task[None] | None = response.astream_task  # type: ignore[assignment]
     if not finished and task is not None and not task.done():
-        response.quit_now.set()
+        response.quit_now.set()  # type: ignore[attr-defined]
         task.cancel()
         await asyncio.wait({task})
         return
