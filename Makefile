@@ -33,6 +33,7 @@ test: $(DEV) $(NODE)
 lint: $(DEV)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(DEV)
 	$(PY) -m ruff check --fix .
