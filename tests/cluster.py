@@ -7,6 +7,7 @@ import functools
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +74,23 @@ def manage(env: dict[str, str], *args: str, stdin: str | None = None) -> subproc
     result = run_python(env, "manage.py", *args, stdin=stdin)
     assert result.returncode == 0, result.stderr[-2000:]
     return result
+
+
+def start_together(env: dict[str, str], *argvs: list[str]) -> list[subprocess.Popen]:
+    """Python processes (with `env` on top of ours) that race from one moment: each prints `ready` once set up, then
+    reads the time to start at from its standard input, which all are sent once the last is ready (a fixed delay
+    is too long on a quiet machine and can be too short on a busy one)."""
+    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chat2api_site.settings", **env}
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    procs = [subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=full_env, **pipes) for argv in argvs]
+    for proc in procs:
+        if proc.stdout.readline() != "ready\n":
+            raise AssertionError(f"a racer failed to start: {proc.communicate(timeout=30)[1][-2000:]}")
+    start = time.time() + 0.05
+    for proc in procs:
+        proc.stdin.write(f"{start}\n")
+        proc.stdin.flush()
+    return procs
 
 
 def run_python(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

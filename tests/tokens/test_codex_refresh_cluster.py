@@ -5,25 +5,22 @@ reaches the token endpoint exactly once."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 
-from tests.cluster import manage, postgres_database, redis_namespace
-from tests.gateway import ROOT
+from tests.cluster import manage, postgres_database, redis_namespace, start_together
 
 RACER = """
 import sys, time, django
 django.setup()
 from tokens import refreshing
-start, rounds, cred_id = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+print("ready", flush=True)
+start, rounds, cred_id = float(input()), int(sys.argv[1]), int(sys.argv[2])
 results = []
 for n in range(rounds):
     while time.time() < start + n:
         time.sleep(0.005)
-    if sys.argv[4] == "inline":
+    if sys.argv[3] == "inline":
         row = refreshing.refresh_inline(cred_id)
         results.append(row.status)
     else:
@@ -47,19 +44,8 @@ def cluster_env(fake_oauth):
 
 def test_each_refresh_token_is_sent_once(cluster_env, fake_oauth):
     manage(cluster_env, "import_credentials", "-", stdin="codex rt_race-0123456789abcdefghijklmnop\n")
-    start = time.time() + 3
     modes = ["inline", "force", "force"] * 2
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACER, str(start), str(ROUNDS), "1", mode],
-            cwd=ROOT,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "chat2api_site.settings", **cluster_env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for mode in modes
-    ]
+    procs = start_together(cluster_env, *(["-c", RACER, str(ROUNDS), "1", mode] for mode in modes))
     outputs = [p.communicate(timeout=90) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-1500:] for _, err in outputs]
     sent = [r["refresh_token"] for r in fake_oauth.requests]

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import pytest
 
-from tests.cluster import manage, postgres_database, redis_namespace
-from tests.gateway import ROOT
+from tests.cluster import manage, postgres_database, redis_namespace, start_together
 
 REFRESHER = """
 import os, sys, time, django
 django.setup()
 from tokens import refreshing
-start = float(sys.argv[1])
+print("ready", flush=True)
+start = float(input())
 while time.time() < start:
     time.sleep(0.005)
-if sys.argv[2] == "inline":
-    row = refreshing.refresh_inline(int(sys.argv[3]))
+if sys.argv[1] == "inline":
+    row = refreshing.refresh_inline(int(sys.argv[2]))
     print(row.status, row.access_token[-12:])
 else:
-    print(refreshing.refresh_credential(int(sys.argv[3])).result)
+    print(refreshing.refresh_credential(int(sys.argv[2])).result)
 """
 
 # Timing across processes: run on its own, not beside other workers (see the Makefile).
@@ -48,20 +44,8 @@ def cluster_env(fake_oauth):
 def test_concurrent_refreshers_make_one_call(cluster_env, fake_oauth):
     manage(cluster_env, "import_credentials", "-", stdin="rt-ok-frank-0123456789abcdefghijklmnopqrstuvwxyz\n")
     cred_id = "1"
-    start = time.time() + 3
     modes = ["inline", "inline", "inline", "beat", "beat", "beat"]
-    env = {**__import__("os").environ, **cluster_env}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", REFRESHER, str(start), mode, cred_id],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for mode in modes
-    ]
+    procs = start_together(cluster_env, *(["-c", REFRESHER, mode, cred_id] for mode in modes))
     outputs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-1500:] for _, err in outputs]
     assert sum(fake_oauth.calls.values()) == 1

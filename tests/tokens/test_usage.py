@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -17,8 +15,7 @@ import psycopg
 import pytest
 from django.db import IntegrityError, connection
 
-from tests.cluster import postgres_database
-from tests.gateway import ROOT
+from tests.cluster import postgres_database, start_together
 from tokens import tasks, usage
 from tokens.models import DailyUsage, Outcome, RequestLog
 
@@ -178,9 +175,10 @@ def test_concurrent_flushes_from_threads_add_up_exactly():
 PROCESSES, FLUSHES, PER_FLUSH = 4, 30, 20
 
 
-def flush_many(start_at: float) -> None:
-    """One process's share of the PostgreSQL test: many small flushes, all processes at once."""
-    time.sleep(max(0.0, start_at - time.time()))
+def flush_many() -> None:
+    """One process's share of the PostgreSQL test: many small flushes, all processes at once (`start_together`)."""
+    print("ready", flush=True)
+    time.sleep(max(0.0, float(input()) - time.time()))
     for n in range(FLUSHES):
         for i in range(PER_FLUSH):
             usage.record(entry(key_id=i % 2 + 1, model=("a", "b", "c")[i % 3], outcome=("completed", "refused")[n % 2]))
@@ -189,11 +187,10 @@ def flush_many(start_at: float) -> None:
 
 def test_concurrent_flushes_from_processes_on_postgresql_add_up_exactly():
     with postgres_database(f"chat2api_test_usage_{os.getpid()}") as url:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chat2api_site.settings", "DATABASE_URL": url}
-        start = f"from tests.tokens.test_usage import flush_many; flush_many({time.time() + 4})"
-        script = f"import django; django.setup(); {start}"
-        children = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env) for _ in range(PROCESSES)]
-        assert [child.wait(timeout=120) for child in children] == [0] * PROCESSES
+        script = "import django; django.setup(); from tests.tokens.test_usage import flush_many; flush_many()"
+        children = start_together({"DATABASE_URL": url}, *(["-c", script] for _ in range(PROCESSES)))
+        outcomes = [child.communicate(timeout=120) for child in children]
+        assert [child.returncode for child in children] == [0] * PROCESSES, [err[-1500:] for _, err in outcomes]
         with psycopg.connect(url) as conn:
             logged = conn.execute("SELECT count(*) FROM tokens_requestlog").fetchone()[0]
             rows = conn.execute(
