@@ -4,7 +4,7 @@ chat pipeline (`openai_compat.services.start_answer`), in process."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -132,7 +132,7 @@ class _Recorder:
         await self.answer.close()
 
 
-async def _stream(conv: Conversation, recorder: _Recorder, chat: ChatRequest) -> AsyncIterator[bytes]:
+async def _stream(conv: Conversation, recorder: _Recorder, chat: ChatRequest) -> AsyncGenerator[bytes, None]:
     kept = False
     try:
         async for frame in render.sse_stream(recorder, chat):  # type: ignore[arg-type]

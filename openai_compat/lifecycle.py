@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from django.conf import settings
@@ -85,7 +85,7 @@ class Starting(_Owned):
 
     async def frames(
         self, answered: Callable[[Answer], AsyncIterator[bytes]], failed: Callable[[APIError], bytes]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """A stream's whole body: `: keep-alive` comments every `KEEPALIVE_SECONDS` until the answer starts, then
         the frames `answered` renders of it; a start that failed is the one frame `failed` renders of its error.
         This is closed by its owner (`StreamBody`), whenever the client leaves."""
@@ -113,7 +113,7 @@ class StreamBody(_Owned):
     """A `StreamingHttpResponse` body that owns what its frames read (`release` closes it, e.g. a `Starting`'s
     `aclose`): Django registers the body's `close` as one of the response's closers."""
 
-    def __init__(self, frames: AsyncIterator[bytes], release: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, frames: AsyncGenerator[bytes, None], release: Callable[[], Awaitable[None]]) -> None:
         super().__init__()
         self._frames, self._release_held = frames, release
 
@@ -122,7 +122,7 @@ class StreamBody(_Owned):
 
     async def _release(self) -> None:
         with contextlib.suppress(RuntimeError):  # still running: its own `finally` closes what it opened
-            await self._frames.aclose()  # type: ignore[attr-defined]
+            await self._frames.aclose()
         await self._release_held()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -83,7 +83,7 @@ async def sse_stream(answer: Answer, request: ChatRequest) -> AsyncIterator[byte
         await answer.close()
 
 
-def sse_events(starting: Starting, request: ChatRequest) -> AsyncIterator[bytes]:
+def sse_events(starting: Starting, request: ChatRequest) -> AsyncGenerator[bytes, None]:
     """The whole SSE body, kept alive until the answer starts (`Starting.frames`); a failure before the first
     chunk becomes an error event."""
     return starting.frames(lambda answer: sse_stream(answer, request), lambda err: sse.frame(err.body()))

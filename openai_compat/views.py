@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import orjson
 from django.conf import settings
@@ -42,7 +42,9 @@ async def begin_stream(chat: ChatRequest, caller: Caller) -> tuple[Starting, Ans
     return starting, await starting.opened()
 
 
-def event_stream(frames: AsyncIterator[bytes], starting: Starting, headers: dict[str, str]) -> StreamingHttpResponse:
+def event_stream(
+    frames: AsyncGenerator[bytes, None], starting: Starting, headers: dict[str, str]
+) -> StreamingHttpResponse:
     body = StreamBody(frames, starting.aclose)
     return StreamingHttpResponse(body, content_type="text/event-stream", headers={**STREAM_HEADERS, **headers})
 

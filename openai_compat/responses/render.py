@@ -11,7 +11,7 @@ import copy
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -270,7 +270,7 @@ class Numbered:
 
 def stream_events(
     starting: Starting, request: ResponsesRequest, chat: ChatRequest, response_id: str, finish: Finish
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The whole SSE body, kept alive until the answer starts (`Starting.frames`), then its events. A start that
     failed still gets `response.created`, then `response.failed` (clients expect created first)."""
     return starting.frames(
