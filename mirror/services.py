@@ -128,6 +128,15 @@ class _Recorder:
             yield delta
         self.finished = True
 
+    @property
+    def usage(self) -> dict[str, int] | None:
+        return self.answer.usage
+
+    @usage.setter
+    def usage(self, used: dict[str, int] | None) -> None:
+        """The renderer sets the usage on what it reads; the answer records it (per credential) when it closes."""
+        self.answer.usage = used
+
     async def close(self) -> None:
         await self.answer.close()
 

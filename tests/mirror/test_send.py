@@ -15,7 +15,7 @@ from tests.fakes.openai_server import ANSWER
 from tests.gateway import settle
 from tests.mirror.helpers import log_in, seed_token, wait_for
 from tests.spec import assert_valid_sse
-from tokens.models import Credential, Status
+from tokens.models import Credential, Status, Usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PNG = (
@@ -50,6 +50,8 @@ def test_send_streams_openai_sse_and_keeps_the_answer(page_gateway, keys):
     ]
     listed = client.api("GET", "conversations").json()["conversations"]
     assert [c["id"] for c in listed] == [conversation]
+    # the answer's usage, recorded for its credential (written in batches)
+    wait_for(lambda: Usage.objects.filter(model="fake-model", completion_tokens__gt=0).exists())
 
 
 def test_the_history_goes_upstream_and_regenerate_replaces_the_answer(page_gateway, keys, fake_openai):
