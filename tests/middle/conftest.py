@@ -38,9 +38,8 @@ async def _flush() -> None:
 
 @pytest.fixture(autouse=True)
 def api_settings(settings: Settings, fake_chatgpt: FakeServer, fake_codex: FakeServer) -> Settings:
-    """What the loopback gateways are given (`gateway_env`), with keep-alive comments every 20 ms instead of 5 s."""
+    """What the loopback gateways are given (`gateway_env`)."""
     settings.AUTHORIZATION = ["test-code"]
-    settings.KEEPALIVE_SECONDS = 0.02
     settings.CHATGPT_BASE_URL = fake_chatgpt.url
     settings.CODEX_BASE_URL = fake_codex.url + "/backend-api/codex"
     return settings

@@ -26,6 +26,12 @@ def key(fake_openai, api_key: str, max_concurrency: int = 0) -> Credential:
     return openai_key(fake_openai.url + "/v1", api_key, max_concurrency=max_concurrency)
 
 
+@pytest.fixture
+def keepalive(settings) -> None:
+    """Keep-alive comments every 20 ms (5 s by default: a start that fails sooner keeps its status)."""
+    settings.KEEPALIVE_SECONDS = 0.02
+
+
 def chunks(raw: bytes) -> list[dict]:
     return [orjson.loads(data) for data in sse_data(raw.decode()) if data != "[DONE]"]
 
@@ -101,7 +107,7 @@ def test_a_failure_mid_stream_is_an_error_event(run, fake_openai):
     assert b"[DONE]" not in raw
 
 
-def test_keepalive_comments_while_the_start_waits_for_a_slot(run, settings, fake_openai):
+def test_keepalive_comments_while_the_start_waits_for_a_slot(run, keepalive, fake_openai):
     cred = key(fake_openai, "sk-ok-single", max_concurrency=1)
 
     async def go():
@@ -121,7 +127,7 @@ def test_keepalive_comments_while_the_start_waits_for_a_slot(run, settings, fake
     assert read_by_the_sdk(b"".join(comments) + rest) == ANSWER
 
 
-def test_a_start_that_fails_after_keepalive_is_an_error_event(run, settings, fake_openai):
+def test_a_start_that_fails_after_keepalive_is_an_error_event(run, keepalive, settings, fake_openai):
     settings.POOL_WAIT_SECONDS = 0.1
     cred = key(fake_openai, "sk-ok-busy", max_concurrency=1)
 
@@ -140,7 +146,7 @@ def test_a_start_that_fails_after_keepalive_is_an_error_event(run, settings, fak
     assert orjson.loads(error)["error"]["code"] == "rate_limit_exceeded"
 
 
-def test_failover_behind_keepalive_comments(run, fake_openai):
+def test_failover_behind_keepalive_comments(run, keepalive, fake_openai):
     cred = key(fake_openai, "sk-ok-after", max_concurrency=1)
     failing = key(fake_openai, "sk-500-meanwhile")  # the one free credential, tried while the other is busy
 
@@ -162,8 +168,7 @@ def test_failover_behind_keepalive_comments(run, fake_openai):
     assert streamed_text(rest) == ANSWER and failed == 1
 
 
-def test_a_start_that_fails_before_keepalive_keeps_its_status(run, settings, fake_openai):
-    settings.KEEPALIVE_SECONDS = 5
+def test_a_start_that_fails_before_keepalive_keeps_its_status(run, fake_openai):
     key(fake_openai, "sk-500-fast")
 
     async def go():
@@ -177,7 +182,8 @@ def test_a_start_that_fails_before_keepalive_keeps_its_status(run, settings, fak
 
 @pytest.mark.parametrize("moment", ["before the headers", "during keep-alive"])
 def test_a_client_leaving_while_the_start_waits_gives_nothing_back_held(run, settings, fake_openai, moment):
-    settings.KEEPALIVE_SECONDS = 5 if moment == "before the headers" else 0.02
+    if moment == "during keep-alive":
+        settings.KEEPALIVE_SECONDS = 0.02
     cred = key(fake_openai, "sk-ok-leaving", max_concurrency=1)
 
     async def go():
