@@ -27,8 +27,8 @@ run: $(RUNTIME)
 
 test: $(DEV) $(NODE)
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
-	$(PY) -m pytest -n 3 --dist loadfile -m "not cluster"
-	$(PY) -m pytest -m cluster
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 3 --dist loadfile -m "not cluster"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m cluster
 
 lint: $(DEV)
 	$(PY) -m ruff check .

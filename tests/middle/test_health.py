@@ -10,6 +10,7 @@ import orjson
 
 from tests.factories import openai_key
 from tests.middle.client import call, loaded, streamed_text
+from tests.openai_compat.test_health import assert_ejected
 from tokens.models import Credential, Status
 from tokens.services import clear_cooldown
 
@@ -53,12 +54,7 @@ def test_an_always_failing_credential_is_out_within_ten_requests(run, fake_opena
         return answered
 
     assert all(run(first()))
-    assert 5 <= fake_openai.calls["sk-500-outlier"] <= 10  # OUTLIER_CONSECUTIVE_FAILURES, then out
-    assert fake_openai.calls["sk-ok-carrier-0"] + fake_openai.calls["sk-ok-carrier-1"] == 60
-    bad.refresh_from_db()
-    assert bad.status == Status.COOLING and "as an outlier" in bad.last_error
-    assert "Internal upstream failure" in bad.last_error
-    assert {Credential.objects.get(pk=c.pk).status for c in carriers} == {Status.ACTIVE}
+    assert_ejected(fake_openai, bad, carriers)
 
     clear_cooldown(Credential.objects.filter(pk=bad.pk))  # the admin's "Clear cooldown" ends the ejection
     tried = fake_openai.calls["sk-500-outlier"]

@@ -61,18 +61,23 @@ def test_one_time_prompt_failures_take_no_healthy_credential_out(node, fake_open
     assert {Credential.objects.get(pk=c.pk).status for c in creds} == {Status.ACTIVE}
 
 
-def test_an_always_failing_credential_is_out_within_ten_requests(node, fake_openai):
-    gateway, client, prefix = node
-    bad = openai_key(fake_openai.url + "/v1", "sk-500-outlier")
-    carriers = [openai_key(fake_openai.url + "/v1", f"sk-ok-carrier-{i}") for i in range(2)]
-    settle()
-    assert all(ask(gateway, "Say hello", stream=i % 2 == 0) for i in range(60))
+def assert_ejected(fake_openai, bad: Credential, carriers: list[Credential]) -> None:
+    """After 60 requests: the always-failing credential was tried only until it stood out, then ejected."""
     assert 5 <= fake_openai.calls["sk-500-outlier"] <= 10  # OUTLIER_CONSECUTIVE_FAILURES, then out
     assert fake_openai.calls["sk-ok-carrier-0"] + fake_openai.calls["sk-ok-carrier-1"] == 60
     bad.refresh_from_db()
     assert bad.status == Status.COOLING and "as an outlier" in bad.last_error
     assert "Internal upstream failure" in bad.last_error
     assert {Credential.objects.get(pk=c.pk).status for c in carriers} == {Status.ACTIVE}
+
+
+def test_an_always_failing_credential_is_out_within_ten_requests(node, fake_openai):
+    gateway, client, prefix = node
+    bad = openai_key(fake_openai.url + "/v1", "sk-500-outlier")
+    carriers = [openai_key(fake_openai.url + "/v1", f"sk-ok-carrier-{i}") for i in range(2)]
+    settle()
+    assert all(ask(gateway, "Say hello", stream=i % 2 == 0) for i in range(60))
+    assert_ejected(fake_openai, bad, carriers)
     assert float(client.hget(f"{prefix}eject:{bad.pk}", "until")) > 0  # in the shared state, for every node
 
     clear_cooldown(Credential.objects.filter(pk=bad.pk))  # the admin's "Clear cooldown" ends the ejection
