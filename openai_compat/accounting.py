@@ -51,7 +51,6 @@ class Ticket:
     credential_id: int | None = None
     first_byte: float | None = None
     admission: limits.Admission | None = None
-    reserved: int = 0
     headers: dict[str, str] = field(default_factory=dict)  # the key's rate-limit headers
     usage: dict[str, Any] | None = None
     failed: bool = False
@@ -87,8 +86,7 @@ async def admit(request: ChatRequest, key: KeyPolicy | None) -> None:
         return
     if not key.allows(request.model):
         raise model_not_found(request.model)
-    reserve = reservation(request)
-    decision = await limits.admit(key, reserve)
+    decision = await limits.admit(key, reservation(request))
     if ticket is not None:
         ticket.headers = decision.headers
     if isinstance(decision, limits.Refused):
@@ -96,7 +94,7 @@ async def admit(request: ChatRequest, key: KeyPolicy | None) -> None:
     if ticket is None:  # no request to settle it at the end: give it back now
         await limits.settle(decision, 0)
         return
-    ticket.admission, ticket.reserved = decision, reserve
+    ticket.admission = decision
 
 
 def reservation(request: ChatRequest) -> int:
@@ -183,7 +181,7 @@ def _end_if_done(ticket: Ticket) -> None:
     if ticket.admission is not None:
         spent = tokens["prompt_tokens"] + tokens["completion_tokens"]
         if outcome == Outcome.CLIENT_CANCELLED and ticket.first_byte is not None and not spent:
-            spent = ticket.reserved  # the upstream worked for a client that left: what it may have used
+            spent = ticket.admission.reserve  # the upstream worked for a client that left: what it may have used
         background(limits.settle(ticket.admission, spent))
 
 
