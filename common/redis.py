@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import TYPE_CHECKING
 
-import redis.asyncio
 from django.conf import settings
-from redis.commands.core import AsyncScript
+
+if TYPE_CHECKING:
+    import redis.asyncio
+    from redis.commands.core import AsyncScript
 
 
 class LoopClients:
@@ -26,6 +29,8 @@ class LoopClients:
     def get(self) -> tuple[redis.asyncio.Redis, AsyncScript]:
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
+            import redis.asyncio  # here: a process without REDIS_URL never loads redis-py
+
             timeout = settings.REDIS_TIMEOUT
             pool = redis.asyncio.BlockingConnectionPool.from_url(
                 self._url,

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import orjson
-import redis
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 
 from common.logs import bind_request_id
 
 log = logging.getLogger(__name__)
-# Redis did not answer (down, or no free connection within REDIS_TIMEOUT): the server cannot serve now.
-REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
 class APIError(Exception):
@@ -70,13 +68,22 @@ def fault(exc: Exception, request_id: str, where: str) -> APIError:
     """A server-side failure (Redis unavailable, or a bug) as the client sees it, logged once under `request_id`;
     also the error event of a stream that such a failure ends after its headers went out."""
     line = {"request_id": request_id}  # the log line's id is the one in the client's message
-    if isinstance(exc, REDIS_UNAVAILABLE):
+    if _redis_unavailable(exc):
         log.error("Redis unavailable: %s", exc, extra=line)
         message = f"The server is temporarily unavailable; retry shortly (request ID {request_id})."
         return APIError(503, message, "server_error", code="service_unavailable", headers={"Retry-After": "1"})
     log.error("%s failed", where, exc_info=exc, extra=line)
     message = f"The server had an error while processing your request (request ID {request_id})."
     return APIError(500, message, "server_error")
+
+
+def _redis_unavailable(exc: Exception) -> bool:
+    """Redis did not answer (down, or no free connection within REDIS_TIMEOUT): the server cannot serve now.
+
+    Looked up, not imported: a process without REDIS_URL never loads redis-py, so it raised none of its errors.
+    """
+    redis = sys.modules.get("redis")
+    return redis is not None and isinstance(exc, redis.ConnectionError | redis.TimeoutError)
 
 
 def invalid(param: str | None, message: str, code: str | None = None) -> APIError:

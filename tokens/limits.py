@@ -21,16 +21,19 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import redis.asyncio
 from django.conf import settings
-from redis.commands.core import AsyncScript
 
 from common.db import in_thread
 from common.redis import LoopClients
 from tokens import usage
 from tokens.clients import KeyPolicy
+
+if TYPE_CHECKING:  # redis-py is loaded only where a Redis backend is built (`common.redis`)
+    import redis.asyncio
+    from redis.commands.core import AsyncScript
 
 BUDGETS = ("daily", "monthly")
 TOKEN_COUNTERS = ("tok", *BUDGETS)  # the counters that hold tokens: the minute's, the day's, the month's

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import redis.asyncio
+from typing import TYPE_CHECKING
 
 from tokens.health import BUCKETS, Evidence, Stats, bucket_of
+
+if TYPE_CHECKING:  # redis-py is loaded only where a Redis backend is built (`common.redis`)
+    import redis.asyncio
 
 
 @dataclass(slots=True)

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-import redis
-import redis.asyncio
 from django.conf import settings
 from django.utils import timezone
 
 if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
     from tokens.models import Credential
 
 Fields = Mapping[str, str]
@@ -177,5 +178,7 @@ async def store(client: redis.asyncio.Redis, key: str, fields: Fields, now: floa
 
 @functools.cache
 def _client(url: str) -> redis.Redis:
+    import redis  # here: a process without REDIS_URL never loads redis-py
+
     timeout = settings.REDIS_TIMEOUT
     return redis.Redis.from_url(url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout)

@@ -17,15 +17,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import redis.asyncio
 from django.conf import settings
-from redis.commands.core import AsyncScript
 
 from common.redis import LoopClients
 from tokens import quota
 from tokens.health import Evidence
 from tokens.outcomes import LocalOutcomes, RedisOutcomes
+
+if TYPE_CHECKING:  # redis-py is loaded only where a Redis backend is built (`common.redis`)
+    import redis.asyncio
+    from redis.commands.core import AsyncScript
 
 ANY_MODEL = "*"  # the cooldown key that covers every model
 
