@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import logging.config
 import re
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 import orjson
+
+from common.ids import unique_hex
 
 NO_REQUEST = "-"
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default=NO_REQUEST)
@@ -24,7 +25,7 @@ SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def new_request_id() -> str:
-    return f"req_{uuid.uuid4().hex}"
+    return f"req_{unique_hex()}"
 
 
 def configure(config: dict) -> None:

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from common.db import in_thread
+from common.ids import unique_hex
 from common.masking import mask
 from tokens import health, quota, services, shapes, usage
 from tokens.leases import Holdings
@@ -239,7 +239,7 @@ class CredentialPool:
         deadline = time.monotonic() + settings.POOL_WAIT_SECONDS
         pause = 0.01
         while True:
-            lease = uuid.uuid4().hex
+            lease = unique_hex()
             point = random.random() if _at_random() else None
             got = await self._held.take(self.state, candidates, model, lease, point, headroom)
             if isinstance(got, int):
@@ -256,7 +256,7 @@ class CredentialPool:
         """Try the candidates in `key`'s own stable order; None when none of them is ready now."""
         ranked = sorted((c for c in candidates if not c.excluded), key=lambda c: _rank(key, c.id), reverse=True)
         for candidate in ranked:
-            lease = uuid.uuid4().hex
+            lease = unique_hex()
             got = await self._held.take(self.state, [candidate], model, lease, 0.0)
             if isinstance(got, int):
                 return got, lease
