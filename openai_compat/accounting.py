@@ -120,7 +120,7 @@ def answering(kind: str, credential_id: int | None) -> Ticket | None:
         return None
     ticket.kind, ticket.credential_id, ticket.answering = kind, credential_id, ticket.answering + 1
     ticket.first_byte = time.perf_counter()
-    metrics.FIRST_BYTE.labels(ticket.endpoint, kind).observe(ticket.first_byte - ticket.started)
+    metrics.first_byte(ticket.endpoint, kind, ticket.first_byte - ticket.started)
     return ticket
 
 
@@ -158,7 +158,7 @@ def _end_if_done(ticket: Ticket) -> None:
     outcome = _outcome(ticket)
     now = time.perf_counter()
     metrics.finished(ticket.endpoint, ticket.model, ticket.kind, ticket.status, now - ticket.started)
-    metrics.count_tokens(ticket.who, ticket.model, tokens)
+    metrics.count_tokens(ticket.who, ticket.model, tokens["prompt_tokens"], tokens["completion_tokens"])
     usage.record(
         usage.Entry(
             created_at=ticket.arrived,
