@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException, Timeout
 from django.conf import settings
 
 from common.http import proxy_for, session_for
+from common.transfer import Transfer
 from openai_compat import catalog
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams import chatgpt_files
@@ -27,7 +27,6 @@ from openai_compat.upstreams.chatgpt_files import Method, Prepared
 from openai_compat.upstreams.chatgpt_markdown import Asset
 from openai_compat.upstreams.chatgpt_stream import ChatGPTStream, StreamError
 from openai_compat.upstreams.transport import (
-    close_stream,
     error_text,
     open_stream,
     retry_after,
@@ -113,7 +112,7 @@ async def turn(backend: Backend, body: dict[str, Any], parser: ChatGPTStream) ->
             yield delta
         finished = True
     finally:
-        await close_stream(response, finished=finished)
+        await response.aclose(finished=finished)
 
 
 def can_continue(parser: ChatGPTStream) -> bool:
@@ -127,7 +126,7 @@ def continue_body(body: dict[str, Any], parser: ChatGPTStream) -> dict[str, Any]
     return {**rest, "action": "continue", **thread}
 
 
-def is_event_stream(response: Response) -> bool:
+def is_event_stream(response: Transfer) -> bool:
     return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
@@ -165,7 +164,7 @@ async def chat_requirements(api: str, cred: UpstreamCredential, headers: dict[st
     try:
         raw = await response.acontent()
     finally:
-        await close_stream(response)
+        await response.aclose()
     if response.status_code != 200:
         raise sentinel_failure(response.status_code, raw, response.headers, cred)
     try:
@@ -247,7 +246,7 @@ async def messages_of(backend: Backend, prepared: list[Prepared]) -> list[dict[s
     return messages
 
 
-async def answer(response: Response, cred: UpstreamCredential, parser: ChatGPTStream) -> AsyncIterator[Delta]:
+async def answer(response: Transfer, cred: UpstreamCredential, parser: ChatGPTStream) -> AsyncIterator[Delta]:
     """The parsed answer; the conversation id first, when history is kept, for the `X-Conversation-Id` header."""
     announce = not settings.HISTORY_DISABLED and not parser.conversation_id
     try:

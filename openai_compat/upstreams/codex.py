@@ -18,7 +18,7 @@ from openai_compat.upstreams.base import Delta, UpstreamCredential, UpstreamErro
 from openai_compat.upstreams.codex_body import codex_body, native_body
 from openai_compat.upstreams.codex_limits import failure, quota_from_event, quota_from_headers, stream_failure
 from openai_compat.upstreams.responses_events import Translator, relay
-from openai_compat.upstreams.transport import close_stream, open_stream
+from openai_compat.upstreams.transport import open_stream
 
 
 def responses_url(cred: UpstreamCredential) -> str:
@@ -54,7 +54,7 @@ class Codex:
                 yield delta
             read_to_end = True
         finally:
-            await close_stream(response, finished=read_to_end)
+            await response.aclose(finished=read_to_end)
 
 
 class CodexTranslator(Translator):

@@ -16,7 +16,7 @@ from django.conf import settings
 from openai_compat.schema import ChatRequest
 from openai_compat.upstreams.base import Action, Delta, UpstreamCredential, UpstreamError
 from openai_compat.upstreams.responses_events import Translator, relay, replayable, with_encrypted_reasoning
-from openai_compat.upstreams.transport import close_stream, error_text, open_stream, retry_after, sse_data
+from openai_compat.upstreams.transport import error_text, open_stream, retry_after, sse_data
 
 # Status codes that say the request itself is wrong: another key would get the same answer.
 DETERMINISTIC = {400, 404, 413, 422}
@@ -68,7 +68,7 @@ class OpenAICompatible:
                 yield delta
             read_to_end = True
         finally:
-            await close_stream(response, finished=read_to_end)
+            await response.aclose(finished=read_to_end)
 
     async def _chat(self, cred: UpstreamCredential, request: ChatRequest, slug: str) -> AsyncGenerator[Delta, None]:
         body = {**request.body, "model": slug, "stream": True, "stream_options": {"include_usage": True}}
@@ -92,7 +92,7 @@ class OpenAICompatible:
             if not finished:
                 raise UpstreamError("The upstream closed the stream before the answer was complete.")
         finally:
-            await close_stream(response, finished=finished_body)
+            await response.aclose(finished=finished_body)
 
 
 def to_delta(chunk: dict) -> Delta:

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
-from curl_cffi.requests import Response
 from django.conf import settings
 
+from common.transfer import Transfer
 from openai_compat.upstreams.base import Action, Delta, UpstreamCredential, UpstreamError
 from openai_compat.upstreams.transport import scrub, sse_data
 
@@ -156,7 +156,7 @@ def with_encrypted_reasoning(include: list[str], reasoning: dict[str, Any] | Non
     return [*include, wanted] if reasoning and wanted not in include else list(include)
 
 
-async def relay(response: Response, answer: Translator) -> AsyncIterator[Delta]:
+async def relay(response: Transfer, answer: Translator) -> AsyncIterator[Delta]:
     """The deltas of an upstream's 200 Responses stream, to its end (a `[DONE]` line some servers add is skipped)."""
     async for data in sse_data(response):
         if data and data != b"[DONE]":

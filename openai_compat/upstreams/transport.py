@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the adapters: one POST that streams, SSE data lines, error text."""
+"""HTTP plumbing shared by the adapters: one POST that streams (`common.transfer`), SSE data lines, error text."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ import orjson
 from curl_cffi.requests import Response
 from curl_cffi.requests.exceptions import RequestException, Timeout
 
-from common.http import proxy_for, session_for
+from common.http import proxy_for
 from common.masking import redact
+from common.transfer import Transfer, TransferFailed, open_transfer
 from openai_compat.upstreams.base import UpstreamCredential, UpstreamError
 
 MAX_REASON = 300
 
 
-async def open_stream(url: str, cred: UpstreamCredential, headers: dict[str, str], body: dict[str, Any]) -> Response:
-    """POST `body` and return the response with its body unread; transport failures become `UpstreamError`."""
-    session = session_for(url, proxy_for(cred.id))
+async def open_stream(url: str, cred: UpstreamCredential, headers: dict[str, str], body: dict[str, Any]) -> Transfer:
+    """POST `body` and return the answer with its body unread (the caller closes it: `Transfer.aclose`); transport
+    failures become `UpstreamError`."""
     try:
-        return await session.request("POST", url, data=payload(body), headers=headers, stream=True)
-    except RequestException as exc:
-        raise UpstreamError(transport_reason(exc), status=504 if isinstance(exc, Timeout) else 502) from None
+        return await open_transfer("POST", url, headers, payload(body), proxy_for(cred.id))
+    except TransferFailed as exc:
+        raise broken(exc) from None
 
 
 def payload(body: dict[str, Any]) -> bytes:
@@ -32,14 +33,18 @@ def payload(body: dict[str, Any]) -> bytes:
     return memoryview(orjson.dumps(body)).tobytes()
 
 
-async def sse_data(response: Response) -> AsyncIterator[bytes]:
+async def sse_data(response: Transfer) -> AsyncIterator[bytes]:
     """The payloads of the `data:` lines of an SSE body; a broken connection becomes `UpstreamError`."""
     try:
         async for line in response.aiter_lines():
             if line.startswith(b"data:"):
                 yield line[5:].strip()
-    except RequestException as exc:
-        raise UpstreamError(transport_reason(exc), status=504 if isinstance(exc, Timeout) else 502) from None
+    except TransferFailed as exc:
+        raise broken(exc) from None
+
+
+def broken(exc: TransferFailed) -> UpstreamError:
+    return UpstreamError(transport_reason(exc), status=504 if exc.timed_out else 502)
 
 
 async def close_stream(response: Response, finished: bool = False) -> None:
@@ -61,7 +66,9 @@ async def close_stream(response: Response, finished: bool = False) -> None:
     await response.aclose()
 
 
-def transport_reason(exc: RequestException) -> str:
+def transport_reason(exc: RequestException | TransferFailed) -> str:
+    if isinstance(exc, TransferFailed):
+        return "The upstream did not answer in time." if exc.timed_out else f"The upstream connection failed ({exc})."
     if isinstance(exc, Timeout):
         return "The upstream did not answer in time."
     return f"The upstream connection failed ({type(exc).__name__})."
