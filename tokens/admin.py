@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from celery import Task
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
@@ -29,13 +28,16 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from common.masking import mask, redact
-from tokens import overview, quota, services, tasks, usage
+from tokens import overview, quota, services, usage
 from tokens.admin_login import ThrottledLoginForm
 from tokens.admin_sign_in import CodexSignInMixin
 from tokens.discovery import fetch_models
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
 from tokens.models import Credential, Kind
+
+if TYPE_CHECKING:
+    from celery import Task
 
 MAX_ERROR_MESSAGES = 20
 USAGE_DAYS = 30
@@ -221,11 +223,15 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
     # -- actions ---------------------------------------------------------------------------------
     @admin.action(description="Refresh now (RefreshToken → AccessToken)", permissions=["change"])
     def refresh_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        from tokens import tasks  # here: celery's task machinery (~0.5 MB) is no API worker's business
+
         count = self._enqueue(queryset, tasks.refresh_one, True)
         self.message_user(request, f"Queued a refresh of {count} credential(s); {OUTCOME_SHOWN}.", messages.SUCCESS)
 
     @admin.action(description="Test (a cheap call that costs no generation)", permissions=["view"])
     def test_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        from tokens import tasks  # as in refresh_selected
+
         count = self._enqueue(queryset, tasks.probe_one)
         self.message_user(request, f"Queued a test of {count} credential(s); {OUTCOME_SHOWN}.", messages.SUCCESS)
 
