@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 
+from common.ids import unique_hex
 from common.logs import current_request_id
 from openai_compat import sse
 from openai_compat.errors import APIError, fault
@@ -21,7 +21,7 @@ from openai_compat.usage import estimate_usage
 
 
 def new_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
+    return "chatcmpl-" + unique_hex()
 
 
 async def deltas(answer: Answer) -> AsyncIterator[Delta]:

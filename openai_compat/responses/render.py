@@ -10,12 +10,12 @@ from __future__ import annotations
 import copy
 import itertools
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from common.ids import unique_hex
 from common.logs import current_request_id
 from openai_compat.errors import APIError, fault
 from openai_compat.lifecycle import Starting
@@ -33,7 +33,7 @@ INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{unique_hex()}"
 
 
 def _given(body: dict[str, Any], key: str, default: Any) -> Any:
