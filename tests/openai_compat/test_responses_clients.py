@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import httpx
 import openai
 import pytest
-from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
@@ -191,6 +190,9 @@ def transcripts() -> Iterator[dict[str, str]]:
 
 def test_agents_sdk_runs_a_function_tool(gateway, caller, transcripts):
     """An Agent with one tool, run to completion and streamed; tracing is off (it would export over the network)."""
+    # Imported here: the Agents SDK takes ~1 s to import, which every pytest process would pay at collection.
+    from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+
     set_tracing_disabled(True)
     cities: list[str] = []
 
