@@ -27,7 +27,7 @@ run: $(RUNTIME)
 
 test: $(DEV) $(NODE)
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 3 --dist loadfile -m "not cluster"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder -m "not cluster"
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -m cluster
 
 lint: $(DEV)

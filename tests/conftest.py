@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
@@ -10,6 +12,56 @@ from tests.browser import chromium
 from tests.fakes import chatgpt_server, codex_server, oauth_server, openai_server
 from tests.fakes.base import FakeServer
 from tests.gateway import Gateway, settle
+
+# The modules that hold an xdist worker longest, about longest first (wall seconds of two runs of make test, with
+# --durations). `make test` hands them out first (--no-loadscope-reorder keeps this order), so that none is left
+# running alone at the end of the parallel phase: by xdist's own order (most tests first) test_deploy.py and the
+# browser modules, with a test or two each, came last.
+LONGEST_FIRST = (
+    "tests/test_startup.py",
+    "tests/openai_compat/test_hangup.py",
+    "tests/openai_compat/test_edges.py",
+    "tests/test_deploy.py",
+    "tests/openai_compat/test_chatgpt_upstream.py",
+    "tests/tokens/test_usage.py",
+    "tests/middle/test_fuzz.py",
+    "tests/openai_compat/test_responses_clients.py",
+    "tests/openai_compat/test_health.py",
+    "tests/mirror/test_browser.py",
+    "tests/test_request_ids.py",
+    "tests/test_metrics.py",
+    "tests/openai_compat/test_files.py",
+    "tests/tokens/test_usage_admin.py",
+    "tests/openai_compat/test_codex_cli.py",
+    "tests/tokens/test_codex_sign_in.py",
+    "tests/tokens/test_pool_admin_browser.py",
+    "tests/openai_compat/test_local_model.py",
+    "tests/openai_compat/test_servers.py",
+    "tests/tokens/test_quota_admin.py",
+)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`-m cluster` (make test's serial phase) imports only the modules that mark cluster tests: importing every
+    module costs each pytest process seconds."""
+    if config.option.markexpr == "cluster" and collection_path.match("test_*.py"):
+        return "mark.cluster" not in collection_path.read_text() or None  # None: the usual rules decide
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker: modules in LONGEST_FIRST's order, then the others with the most tests first (xdist's
+    order); a module's own tests keep theirs (pytest-django's)."""
+    if not hasattr(config, "workerinput"):
+        return
+    tests = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def rank(item: pytest.Item) -> tuple[int, int, str]:
+        module = item.nodeid.split("::")[0]
+        first = LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+        return first, -tests[module], module
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
