@@ -104,7 +104,8 @@ class Transfer:
         setopt(CurlOpt.HEADERFUNCTION, self._on_header)
         setopt(CurlOpt.WRITEFUNCTION, self._on_body)
         setopt(CurlOpt.ACCEPT_ENCODING, b"")  # every encoding libcurl decodes
-        # A stream may idle for minutes while a model thinks: the read timeout is a floor of 1 byte/s over it.
+        # A stream may idle for minutes while a model thinks: the read timeout is a floor of 1 byte/s over it (libcurl
+        # averages the speed over its last few seconds, so a stall is seen up to ~6 s past the timeout).
         setopt(CurlOpt.CONNECTTIMEOUT_MS, int(settings.UPSTREAM_CONNECT_TIMEOUT * 1000))
         setopt(CurlOpt.LOW_SPEED_LIMIT, 1)
         setopt(CurlOpt.LOW_SPEED_TIME, math.ceil(settings.UPSTREAM_CONNECT_TIMEOUT + settings.UPSTREAM_READ_TIMEOUT))
@@ -175,12 +176,14 @@ class Transfer:
         """The body's lines without their ends (CR, LF or CRLF, as in SSE)."""
         pending = b""
         async for chunk in self.aiter_content():
-            lines = (pending + chunk).splitlines()
-            pending = lines.pop() if lines and not chunk.endswith((b"\n", b"\r")) else b""
+            data = pending + chunk
+            lines = data.splitlines()
+            # Held back: an unfinished last line, with its CR when that may be the first half of a CRLF.
+            pending = b"" if data.endswith(b"\n") else lines.pop() + (b"\r" if data.endswith(b"\r") else b"")
             for line in lines:
                 yield line
-        if pending:
-            yield pending
+        for line in pending.splitlines():
+            yield line
 
     async def acontent(self) -> bytes:
         return b"".join([chunk async for chunk in self.aiter_content()])

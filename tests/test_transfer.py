@@ -228,6 +228,12 @@ def test_lines_across_awkward_writes() -> None:
     assert run(sse_lines(writes)) == expected
 
 
+def test_a_crlf_split_between_writes_is_one_line_end() -> None:
+    """A CR at the end of one write and its LF at the start of the next end one line, not two."""
+    writes = [b"data: one\r", b"\ndata: two\r\n\r", b"\n", b"data: three\r"]
+    assert run(sse_lines(writes)) == [b"data: one", b"data: two", b"", b"data: three"]
+
+
 async def sse_lines(writes: list[bytes]) -> list[bytes]:
     """The lines `aiter_lines` gives for a body sent as these TCP writes, 20 ms apart (so they arrive apart)."""
 
