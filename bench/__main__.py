@@ -7,8 +7,8 @@
 3. The gateway, one worker process pinned to core 0 with `taskset -c 0`, under each ASGI server; then
    uvicorn with `--workers 2` on cores 0 and 1, sharing them with the load generator and the fake (a
    2-core machine has no third core: the printout says what that costs the comparison).
-4. The load generator (`bench.load`, aiohttp) on core 1 with the fake; it prints JSON, this prints a table
-   of the goals of issue 12 beside the run's figures, then every figure.
+4. The load generator (`bench.load`, raw asyncio protocols) on core 1 with the fake; it prints JSON, this prints a
+   table of the goals of issue 12 beside the run's figures, then every figure.
 
 Every child runs in its own session and is stopped on exit, Ctrl-C included.
 """
@@ -270,12 +270,17 @@ def scaling(results: dict[str, dict[str, Any]]) -> list[str]:
         f"carry at most {cores} x 1000 / ({g2:.2f} + {client:.2f}) = {ceiling:,.0f} requests/s in this setup."
     )
     if r2 / r1 < SCALING_GOAL:
+        busy = r2 * (g2 + client) / 1000  # cores the workers and the tools kept busy
+        cause = (
+            f"the measuring tools take {client / (g2 + client):.0%} of the shared cores"
+            if busy > 0.9 * cores
+            else f"the workers and the measuring tools kept only {busy:.2f} of the {cores} cores busy "
+            f"({r2:,.0f}/s x ({g2:.2f} + {client:.2f}) ms): other processes took the rest (or it idled)"
+        )
         lines.append(
-            f"  why below {SCALING_GOAL}x: the measuring tools take {client / (g2 + client):.0%} of the shared cores. "
-            f"Per CPU the workers scale: {cores} cores given to the gateway alone would serve "
-            f"{cores} x 1000 / {g2:.2f} = {cores * 1000 / g2:,.0f} requests/s = {cores * g1 / g2:.2f}x one worker's "
-            f"CPU-bound rate "
-            f"(1000 / {g1:.2f}); showing it needs a third core for the load generator and the fake."
+            f"  why below {SCALING_GOAL}x: {cause}. Per CPU the workers scale: {cores} cores given to the gateway "
+            f"alone would serve {cores} x 1000 / {g2:.2f} = {cores * 1000 / g2:,.0f} requests/s = "
+            f"{cores * g1 / g2:.2f}x one worker's CPU-bound rate (1000 / {g1:.2f})."
         )
     return lines
 
