@@ -377,10 +377,17 @@ def test_2026_slugs_and_reasoning_effort_as_thinking_effort(gateway, fake_chatgp
 def test_own_access_token_needs_no_pool(gateway, fake_chatgpt):
     assert ask(gateway, key="eyJok-own-token.e30.sig") == fake.ANSWER
     assert ask(gateway, key="eyJok-own-token.e30.sig,ws-own-9") == fake.ANSWER
-    first, second = conversations(fake_chatgpt)
+    by_header = HTTP.post(
+        gateway.url + "/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": HELLO},
+        headers={"Authorization": "Bearer eyJok-own-token.e30.sig", "ChatGPT-Account-ID": "ws-own-10"},
+    )
+    assert by_header.status_code == 200, by_header.text
+    first, second, third = conversations(fake_chatgpt)
     assert first["headers"]["authorization"] == "Bearer eyJok-own-token.e30.sig"
     assert "chatgpt-account-id" not in first["headers"]
     assert second["headers"]["chatgpt-account-id"] == "ws-own-9"
+    assert third["headers"]["chatgpt-account-id"] == "ws-own-10"
     with pytest.raises(openai.AuthenticationError) as err:
         ask(gateway, key="eyJ401-own-token.e30.sig")
     assert err.value.body["code"] == "invalid_api_key"
