@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import psycopg
 import redis
 
-from tests.gateway import ROOT, Gateway
+from tests.gateway import ROOT, Gateway, start_all
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
 # The tests' own Redis database. Each user of it works under a key prefix of its own and deletes only those
@@ -57,15 +57,13 @@ def drop(name: str) -> None:
 
 @contextmanager
 def two_nodes(env: dict[str, str]) -> Iterator[tuple[Gateway, Gateway]]:
-    """Two gateway processes on one environment (database, Redis), stopped however the test ends."""
-    a = Gateway(env).start()
+    """Two gateway processes on one environment (database, Redis), started together, stopped however the test ends."""
+    a, b = Gateway(env), Gateway(env)
     try:
-        b = Gateway(env).start()
-        try:
-            yield a, b
-        finally:
-            b.stop()
+        start_all(a, b)
+        yield a, b
     finally:
+        b.stop()
         a.stop()
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.cluster import clear_namespace, manage, postgres_database, redis_namespace
-from tests.gateway import Gateway, eventually
+from tests.gateway import Gateway, eventually, start_all
 
 RELOAD_SECONDS = 0.25  # faster than this is not the database reload: that can only be the shared state
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -43,8 +43,7 @@ class Cluster:
         self.a, self.b = Gateway(env), Gateway(env)
 
     def start(self) -> None:
-        self.a.start()
-        self.b.start()
+        start_all(self.a, self.b)
 
     def stop(self) -> None:
         self.a.stop()
