@@ -177,7 +177,8 @@ class Upstream(asyncio.Protocol):
         if late or (self.delay and len(parts) > 1):
             self.timer = self.loop.call_later(LATE if late else 0.0, self.send, parts)
             return
-        self.transport.write(b"".join(parts))
+        for part in parts:  # one write per event, as a real upstream (and aiohttp's fake) sends them
+            self.transport.write(part)
         if self.close_after:
             self.transport.close()
 
