@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from common.db import in_thread
+from common.ids import unique_hex
 from common.redis import LoopClients
 from tokens import usage
 from tokens.clients import KeyPolicy
@@ -108,7 +108,7 @@ class Limits(ABC):
         if policy.unlimited:
             return Admission(policy)
         now = time.time() if now is None else now
-        periods, admission = Periods.at(now), uuid.uuid4().hex
+        periods, admission = Periods.at(now), unique_hex()
         for _ in range(SEED_ATTEMPTS):
             counts = await self._take(policy, reserve, admission, now, periods)
             if isinstance(counts, _Counts):
