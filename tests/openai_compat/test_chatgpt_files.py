@@ -7,11 +7,11 @@ import struct
 from collections.abc import Iterator
 
 import httpx
-import openai
 import pytest
 
 from openai_compat.upstreams.chatgpt_files import Blob, leading_urls, make_blob, use_case
 from openai_compat.upstreams.images import image_info
+from tests import sdk
 from tests.factories import chatgpt_account
 from tests.fakes import chatgpt_server as fake
 from tests.gateway import Gateway, settle
@@ -66,7 +66,7 @@ def test_images_and_files_are_uploaded_and_attached(files_gateway, fake_chatgpt,
         {"type": "file", "file": {"filename": "notes.pdf", "file_data": "data:application/pdf;base64," + b64(PDF)}},
         {"type": "file", "file": {"filename": "table.csv", "file_data": b64(CSV)}},
     ]
-    client = openai.OpenAI(base_url=files_gateway.url + "/v1", api_key="test-code", max_retries=0)
+    client = sdk.client(files_gateway.url)
     reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": content}])
     assert reply.choices[0].message.content == fake.ANSWER
     created = [r["body"] for r in fake_chatgpt.requests if r["kind"] == "file-create"]

@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from tests import sdk
 from tests.factories import chatgpt_account
 from tests.fakes import chatgpt_server as fake
 from tests.gateway import Gateway, settle
@@ -23,7 +24,7 @@ HTTP = httpx.Client(timeout=30)  # one client: building a TLS context per reques
 
 
 def client(gateway: Gateway, key: str = "test-code") -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    return sdk.client(gateway.url, key)
 
 
 def ask(gateway: Gateway, prompt: str = "Say hello", model: str = "gpt-4o", key: str = "test-code", **kw) -> str:

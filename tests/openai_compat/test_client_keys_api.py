@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from tests.factories import openai_key
 from tests.gateway import Gateway, eventually, settle
+from tests.sdk import client
 from tokens.clients import create_key
 from tokens.models import ClientKey, Outcome, RequestLog
 
@@ -30,7 +31,7 @@ def upstream(fake_openai) -> None:
 
 
 def sdk(gateway, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    return client(gateway.url, key)
 
 
 def logged(request_id: str) -> RequestLog:

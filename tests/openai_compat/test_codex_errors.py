@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from tests import sdk
 from tests.factories import codex_account
 from tests.fakes.codex_server import ANSWER, RESET_SECONDS, WORDS
 from tests.gateway import settle
@@ -21,7 +22,7 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 
 def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    return sdk.client(gateway.url)
 
 
 def accounts(*ids: str) -> list[Credential]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from tests import sdk
 from tests.factories import codex_account
 from tests.fakes.codex_server import ANSWER
 from tests.gateway import Gateway, settle
@@ -30,7 +31,7 @@ def codex_gateway(gateway_env: dict[str, str]) -> Iterator[Gateway]:
 
 
 def client(gateway: Gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    return sdk.client(gateway.url)
 
 
 def listed(gateway: Gateway) -> dict[str, int]:

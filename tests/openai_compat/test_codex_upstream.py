@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from tests import sdk
 from tests.factories import codex_account
 from tests.fakes.codex_server import ANSWER, ARGUMENTS, SUMMARY
 from tests.gateway import settle
@@ -28,7 +29,7 @@ WEATHER = {
 
 
 def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    return sdk.client(gateway.url)
 
 
 def post(gateway, **body) -> httpx.Response:

@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from tests import sdk
 from tests.cluster import redis_namespace
 from tests.factories import openai_key
 from tests.gateway import Gateway, free_port, settle
@@ -189,12 +190,12 @@ def test_a_body_within_the_limit_is_served(server, fake_openai):
 # --- A caller's own token -------------------------------------------------------------------------
 @pytest.mark.parametrize("key", ["hello", "sk-proj-" + "a" * 60, "eyJnot-a-jwt", "eyJa.bm90IGpzb24.c2ln", "x" * 39])
 def test_a_key_that_is_no_token_is_401_without_an_outbound_call(server, fake_oauth, fake_chatgpt, key):
-    sdk = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+    api = sdk.client(server.url, key)
     with pytest.raises(openai.AuthenticationError) as err:
-        sdk.chat.completions.create(model="gpt-4o", messages=BODY["messages"])
+        api.chat.completions.create(model="gpt-4o", messages=BODY["messages"])
     assert err.value.body["code"] == "invalid_api_key"
     with pytest.raises(openai.AuthenticationError):
-        sdk.models.list()
+        api.models.list()
     assert fake_oauth.calls == {} and fake_chatgpt.requests == []
 
 

@@ -9,6 +9,7 @@ import openai
 import pytest
 from django.utils import timezone
 
+from tests import sdk
 from tests.factories import openai_key
 from tests.gateway import settle
 from tokens.models import Credential, Status
@@ -18,7 +19,7 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 
 def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    return sdk.client(gateway.url)
 
 
 def test_two_failing_of_three_twenty_requests_all_succeed(gateway, fake_openai):

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from unittest import mock
 
 import httpx
-import openai
 import pytest
 from django.conf import settings
 
 from openai_compat import files
 from openai_compat.upstreams.chatgpt_markdown import Asset
+from tests import sdk
 from tests.factories import chatgpt_account
 from tests.fakes import chatgpt_server as fake
 from tests.gateway import Gateway, settle
@@ -39,7 +39,7 @@ def history_gateway(gateway_env) -> Iterator[Gateway]:
 
 
 def ask(gateway: Gateway, prompt: str, key: str = "test-code") -> str:
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    client = sdk.client(gateway.url, key)
     reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": prompt}])
     return reply.choices[0].message.content
 

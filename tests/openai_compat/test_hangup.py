@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import openai
 import pytest
 import redis
 
+from tests import sdk
 from tests.cluster import redis_namespace
 from tests.factories import openai_key
 from tests.fakes.openai_server import ANSWER
@@ -135,7 +135,7 @@ def test_non_stream_fails_over_after_a_drop_mid_answer(node, fake_openai):
     openai_key(fake_openai.url + "/v1", "sk-drop-whole")  # drops the connection after three words
     openai_key(fake_openai.url + "/v1", "sk-ok-whole")
     settle()
-    client = openai.OpenAI(base_url=node.gateway.url + "/v1", api_key="test-code", max_retries=0)
+    client = sdk.client(node.gateway.url)
     for _ in range(2):  # whichever credential the rotation tries first
         reply = client.chat.completions.create(model="fake-model", messages=BODY["messages"])
         assert reply.choices[0].message.content == ANSWER

@@ -12,6 +12,7 @@ import openai
 import pytest
 import redis
 
+from tests import sdk
 from tests.cluster import redis_namespace
 from tests.factories import openai_key
 from tests.gateway import Gateway, settle
@@ -32,7 +33,7 @@ def node(gateway_env: dict[str, str]) -> Iterator[tuple[Gateway, redis.Redis, st
 
 def ask(gateway: Gateway, prompt: str, stream: bool) -> bool:
     """One chat request through the SDK; whether it got the whole answer."""
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    client = sdk.client(gateway.url)
     messages = [{"role": "user", "content": prompt}]
     try:
         reply = client.chat.completions.create(model="fake-model", messages=messages, stream=stream)

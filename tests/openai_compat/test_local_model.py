@@ -10,9 +10,9 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 
+from tests import sdk
 from tests.factories import openai_key
 from tests.gateway import ROOT, free_port, settle
 from tests.spec import assert_valid, assert_valid_sse
@@ -50,7 +50,7 @@ def local_llm() -> Iterator[str]:
 def test_real_model_answers_through_gateway(gateway, local_llm):
     openai_key(local_llm, "local-key", models=["smollm2"])
     settle()
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0, timeout=120)
+    client = sdk.client(gateway.url, timeout=120)
 
     raw = client.chat.completions.with_raw_response.create(model="smollm2", messages=MESSAGES, max_tokens=24)
     assert_valid("CreateChatCompletionResponse", raw.http_response.json())

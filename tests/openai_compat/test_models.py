@@ -9,6 +9,7 @@ import openai
 import pytest
 from django.utils import timezone
 
+from tests import sdk
 from tests.factories import openai_key
 from tests.fakes.openai_server import MODELS
 from tests.gateway import settle
@@ -21,7 +22,7 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 
 def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    return sdk.client(gateway.url)
 
 
 def unlisted_key(fake_openai, api_key: str) -> Credential:

@@ -8,6 +8,7 @@ import httpx
 import openai
 import pytest
 
+from tests import sdk
 from tests.factories import openai_key
 from tests.gateway import settle
 from tests.spec import assert_valid, assert_valid_sse
@@ -24,7 +25,7 @@ def pool_key(fake_openai, gateway):
 
 
 def client(gateway, key: str = "test-code") -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    return sdk.client(gateway.url, key)
 
 
 def test_non_stream_reply_matches_spec(gateway, pool_key):
@@ -62,7 +63,7 @@ def test_stream_matches_spec(gateway, pool_key, include_usage):
 
 def test_async_client_stream_and_not(gateway, pool_key):
     async def run() -> tuple[str, str]:
-        aclient = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+        aclient = sdk.async_client(gateway.url)
         reply = await aclient.chat.completions.create(model="fake-model", messages=MESSAGES)
         parts = []
         async for chunk in await aclient.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True):

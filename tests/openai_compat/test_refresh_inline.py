@@ -7,6 +7,7 @@ import time
 import openai
 import pytest
 
+from tests import sdk
 from tests.factories import chatgpt_account, openai_key
 from tests.gateway import settle
 from tokens.models import Credential, Status, Usage
@@ -16,7 +17,7 @@ MESSAGES = [{"role": "user", "content": "Say hi"}]
 
 
 def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    return sdk.client(gateway.url)
 
 
 def test_refresh_token_only_credential_is_refreshed_on_first_use(gateway, fake_chatgpt, fake_oauth):

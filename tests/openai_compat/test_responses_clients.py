@@ -18,6 +18,7 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from tests import sdk
 from tests.factories import chatgpt_account, codex_account, openai_key
 from tests.fakes import chatgpt_server, codex_server, openai_server
 from tests.gateway import ROOT, settle
@@ -71,7 +72,7 @@ def caller(request: pytest.FixtureRequest, fake_codex, fake_openai) -> Upstream:
 
 
 def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    return sdk.client(gateway.url)
 
 
 def post(gateway, **body) -> httpx.Response:
@@ -115,8 +116,8 @@ def test_create_with_stream(gateway, upstream):
 
 
 def test_stream_helper_final_response(gateway, upstream):
-    sdk = client(gateway)
-    with sdk.responses.stream(model=upstream.model, input=[{"role": "user", "content": "Say hello"}]) as stream:
+    api = client(gateway)
+    with api.responses.stream(model=upstream.model, input=[{"role": "user", "content": "Say hello"}]) as stream:
         text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         final = stream.get_final_response()
     assert text == upstream.answer and final.output_text == upstream.answer
@@ -150,12 +151,12 @@ def replayed_call(kind: str, fake_codex, fake_openai) -> list[str]:
 
 def test_function_call_round_trip_replaying_items(gateway, fake_codex, fake_openai, caller):
     """Stateless, as the Agents SDK and Codex do it: the client sends the call back with its output."""
-    sdk = client(gateway)
-    with sdk.responses.stream(model=caller.model, input=QUESTION, tools=[WEATHER], store=False) as stream:
+    api = client(gateway)
+    with api.responses.stream(model=caller.model, input=QUESTION, tools=[WEATHER], store=False) as stream:
         first = stream.get_final_response()
     output = called(first)
     replay = [{"role": "user", "content": QUESTION}, *first.output, output]
-    second = sdk.responses.create(model=caller.model, input=replay, tools=[WEATHER])
+    second = api.responses.create(model=caller.model, input=replay, tools=[WEATHER])
     assert second.output_text == "The tool said: 18 C and sunny"
     assert replayed_call(caller.kind, fake_codex, fake_openai) == [output["call_id"]] * 2
 
@@ -202,8 +203,8 @@ def test_agents_sdk_runs_a_function_tool(gateway, caller, transcripts):
         cities.append(city)
         return f"18 C and sunny in {city}"
 
-    sdk = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
-    model = OpenAIResponsesModel(model=caller.model, openai_client=sdk)
+    api = sdk.async_client(gateway.url)
+    model = OpenAIResponsesModel(model=caller.model, openai_client=api)
     agent = Agent(name="Weather", instructions="Use the tool.", tools=[get_weather], model=model)
 
     async def both() -> tuple:

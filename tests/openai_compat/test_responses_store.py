@@ -23,6 +23,7 @@ from openai_compat.errors import APIError
 from openai_compat.models import StoredResponse
 from openai_compat.responses import store
 from openai_compat.tasks import prune_responses
+from tests import sdk
 from tests.cluster import postgres_database, run_python
 from tests.spec import assert_valid
 from tokens import crypto
@@ -160,7 +161,7 @@ def test_key_rotation_reencrypts_stored_responses(settings):
 
 
 def client(gateway, key: str = "test-code") -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    return sdk.client(gateway.url, key)
 
 
 def test_get_and_delete_over_http(gateway):

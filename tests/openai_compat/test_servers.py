@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from tests import sdk
 from tests.factories import openai_key
 from tests.fakes.openai_server import ANSWER
 from tests.gateway import Gateway, eventually, settle
@@ -35,7 +36,7 @@ def upstream(fake_openai) -> Credential:
 
 
 def client(server: Gateway, api_key: str = "test-code") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=api_key, max_retries=0)
+    return sdk.client(server.url, api_key)
 
 
 def test_an_answer(server, upstream):

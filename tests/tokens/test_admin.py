@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests import factories
+from tests import factories, sdk
 from tests.fakes.base import FakeServer
 from tests.gateway import Gateway
 from tokens import overview, services, usage
@@ -453,7 +453,7 @@ def test_import_requires_csrf(admin_user: User) -> None:
 
 
 def ask(gateway: Gateway) -> str:
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    client = sdk.client(gateway.url)
     messages = [{"role": "user", "content": "hi"}]
     try:
         reply = client.chat.completions.create(model="fake-model", messages=messages)

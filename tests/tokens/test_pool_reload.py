@@ -8,6 +8,7 @@ import openai
 import pytest
 from django.utils import timezone
 
+from tests import sdk
 from tests.factories import openai_key
 from tokens.models import Credential, Status
 
@@ -16,7 +17,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def ask(gateway) -> str | None:
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
+    client = sdk.client(gateway.url)
     try:
         return client.chat.completions.create(model="fake-model", messages=MESSAGES).choices[0].message.content
     except openai.APIStatusError as err:

@@ -7,13 +7,13 @@ import os
 import re
 import time
 
-import openai
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from playwright.sync_api import expect
 
+from tests import sdk
 from tests.browser import ARTIFACTS, CHROMIUM, chromium
 from tests.factories import codex_account
 from tests.fakes.codex_server import ANSWER
@@ -29,8 +29,8 @@ USED_UP = re.compile(r"5 h window 37 %, resets (?:\w{3} )?\d\d:\d\d · week 12 %
 
 
 def ask(gateway) -> str:
-    sdk = openai.OpenAI(base_url=gateway.url + "/v1", api_key="test-code", max_retries=0)
-    reply = sdk.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "Say hello"}])
+    api = sdk.client(gateway.url)
+    reply = api.chat.completions.create(model="gpt-5.5", messages=[{"role": "user", "content": "Say hello"}])
     return reply.choices[0].message.content
 
 
