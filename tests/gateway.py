@@ -3,13 +3,21 @@ production (`serve_uvicorn`, without the database duties before it), or daphne."
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
+
+from django.conf import settings
+
+from tokens.pool import signature_version
+from tokens.services import pool_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 RELOAD_SECONDS = 0.03
@@ -22,6 +30,8 @@ def free_port() -> int:
 
 
 class Gateway:
+    running: ClassVar[set[Gateway]] = set()  # started by this process and not stopped yet
+
     def __init__(self, env: dict[str, str], server: str = "uvicorn", workers: int = 1) -> None:
         self.port = free_port()
         self.env = {
@@ -63,15 +73,22 @@ class Gateway:
                 raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                Gateway.running.add(self)
                 return self
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("gateway did not start listening")
 
     def stop(self) -> None:
+        Gateway.running.discard(self)
         if self.process:
             self.process.terminate()
             self.process.wait(10)
+
+    def pool_version(self) -> str:
+        """Which state of the credentials table the gateway serves ("" before its first API request)."""
+        with urllib.request.urlopen(self.url + "/healthz", timeout=5) as reply:
+            return json.load(reply)["pool"]
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -95,6 +112,18 @@ def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
     return True
 
 
-def settle() -> None:
-    """Give every gateway process time to pick up a database change (the pool reloads on a timer)."""
-    time.sleep(RELOAD_SECONDS * 6)
+def settle(seconds: float = 10.0) -> None:
+    """Wait until every gateway this process started on the test database serves the credentials table as it is
+    now (each reloads its pool on a timer; `/healthz` says which state it serves); a gateway on another database
+    gets the time of a few reloads instead."""
+    test_database = f"sqlite:///{settings.DATABASES['default']['NAME']}"
+    ours = [gateway for gateway in Gateway.running if gateway.env.get("DATABASE_URL") == test_database]
+    if len(ours) < len(Gateway.running):
+        time.sleep(RELOAD_SECONDS * 6)
+    if not ours:
+        return
+    expected = signature_version(pool_signature())
+    deadline = time.monotonic() + seconds
+    for gateway in ours:
+        while gateway.pool_version() not in (expected, "") and time.monotonic() < deadline:
+            time.sleep(0.01)

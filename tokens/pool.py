@@ -217,6 +217,13 @@ class CredentialPool:
     def credentials(self) -> tuple[PooledCredential, ...]:
         return self._snap.credentials
 
+    @property
+    def version(self) -> str:
+        """Which state of the credentials table this process serves (`/healthz`: has this node seen an edit yet?);
+        empty before the first load."""
+        signature = self._snap.signature
+        return "" if signature is None else signature_version(signature)
+
     async def pick(
         self, model: str, serving: Iterable[PooledCredential], exclude: Iterable[int], affinity: str = ""
     ) -> Lease:
@@ -337,6 +344,11 @@ class CredentialPool:
 
     def _drop(self, cred_id: int | None) -> None:
         self._snap.credentials = tuple(c for c in self._snap.credentials if c.id != cred_id)
+
+
+def signature_version(signature: tuple) -> str:
+    """An opaque digest of `services.pool_signature()`: says nothing of the rows, only whether it changed."""
+    return hashlib.sha256(repr(signature).encode()).hexdigest()[:16]
 
 
 def _build_snapshot(rows: list[Credential], signature: tuple) -> _Snapshot:

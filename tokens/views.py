@@ -9,13 +9,16 @@ from django.http import HttpRequest, JsonResponse
 
 from tokens.crypto import KEYS_MISMATCH, undecryptable
 from tokens.models import Credential
+from tokens.pool import pool
 
 # Rows whose secrets each /readyz decrypts (newest first); start-up checks them all.
 READYZ_KEY_SAMPLE = 20
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+    """The process answers; `pool` tells which state of the credentials table it serves (empty before its first
+    request), so an operator (or a test) can see when an edit has reached it."""
+    return JsonResponse({"status": "ok", "pool": pool.version})
 
 
 def readyz(request: HttpRequest) -> JsonResponse:

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_healthz_and_readyz(client):
-    assert client.get("/healthz").json() == {"status": "ok"}
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and set(health) == {"status", "pool"}
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503
     assert not_ready.json()["checks"] == {
