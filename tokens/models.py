@@ -34,8 +34,10 @@ class Status(models.TextChoices):
 
 class CredentialQuerySet(models.QuerySet):
     def usable(self) -> CredentialQuerySet:
-        """Credentials the pool may hand out (cooldowns are checked at pick time, not here)."""
-        return self.filter(status__in=[Status.ACTIVE, Status.COOLING, Status.NEEDS_REFRESH])
+        """Credentials the pool may hand out (cooldowns are checked at pick time, not here). One being refreshed is
+        one of them: its AccessToken serves until it expires, and a request that finds it stale waits for the
+        refresh (`refreshing.refresh_inline`) instead of finding no credential at all."""
+        return self.filter(status__in=[Status.ACTIVE, Status.COOLING, Status.NEEDS_REFRESH, Status.REFRESHING])
 
 
 class Credential(models.Model):

@@ -9,13 +9,14 @@ import httpx
 import openai
 import orjson
 import pytest
+from django.utils import timezone
 
-from tests.factories import openai_key
+from tests.factories import chatgpt_account, openai_key
 from tests.fakes.openai_server import ANSWER
 from tests.gateway import eventually
 from tests.middle.client import call, loaded, post, released, streamed_text
 from tests.spec import assert_valid, assert_valid_sse, sse_data
-from tokens.models import Credential
+from tokens.models import Credential, Status
 
 CHAT = "/v1/chat/completions"
 BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -220,3 +221,18 @@ def test_a_client_leaving_mid_stream_releases_the_slot_and_the_upstream(run, fak
 
     assert run(go())
     assert eventually(lambda: fake_openai.cancelled[cred.api_key] == 1)
+
+
+def test_an_account_being_refreshed_still_serves(run, fake_chatgpt):
+    """A refresh in progress elsewhere (the scheduled pass, another node) takes no account out of the pool: its
+    AccessToken is still good, so it answers meanwhile."""
+    account = chatgpt_account("at-ok-refreshing", refresh_token="rt-ok-refreshing")
+    Credential.objects.filter(pk=account.pk).update(status=Status.REFRESHING, refresh_claimed_at=timezone.now())
+
+    async def go():
+        await loaded()
+        return await call(CHAT, {**BODY, "model": "gpt-4o"})
+
+    reply, raw = run(go())
+    assert reply.status == 200, raw
+    assert orjson.loads(raw)["choices"][0]["message"]["content"]
