@@ -44,6 +44,7 @@ class _Handles:
         self.slots = asyncio.Semaphore(settings.UPSTREAM_MAX_CLIENTS)
 
 
+# By loop id: each entry's multi handle holds its loop, so no later loop can take over a dead one's id.
 _handles: dict[int, _Handles] = {}
 
 
