@@ -31,7 +31,6 @@ from common.masking import mask, redact
 from tokens import overview, quota, services, usage
 from tokens.admin_login import ThrottledLoginForm
 from tokens.admin_sign_in import CodexSignInMixin
-from tokens.discovery import fetch_models
 from tokens.forms import SECRET_FIELDS, CredentialForm, ImportForm
 from tokens.importing import ImportResult, import_credentials
 from tokens.models import Credential, Kind
@@ -244,9 +243,11 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
 
     @admin.action(description="Fetch models (the upstream's GET /models)", permissions=["change"])
     def fetch_models_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        for cred in queryset.filter(kind=Kind.OPENAI):
-            fetched = fetch_models(cred.pk)
-            self.message_user(request, f"{cred}: {fetched.detail}", messages.SUCCESS if fetched.ok else messages.ERROR)
+        from tokens import tasks  # as in refresh_selected
+
+        count = self._enqueue(queryset.filter(kind=Kind.OPENAI), tasks.fetch_models)
+        message = f"Queued a model fetch for {count} OpenAI-compatible key(s); {OUTCOME_SHOWN}."
+        self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description="Disable selected credentials", permissions=["change"])
     def disable_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:

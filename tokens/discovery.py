@@ -22,6 +22,7 @@ from tokens.models import Credential, Kind
 MAX_AGE = timedelta(hours=1)  # the refresh pass fetches again once a list is this old
 MAX_MODELS = 2000  # an upstream listing more is cut short rather than bloating every pool snapshot
 MAX_NAME = 200
+FETCH_FAILED = "fetch models failed: "  # a last error that only a later fetch clears
 
 
 class DiscoveryFailed(Exception):
@@ -47,13 +48,16 @@ def fetch_models(cred_id: int) -> Fetched:
     cred = Credential.objects.filter(pk=cred_id, kind=Kind.OPENAI).first()
     if cred is None:
         return Fetched(cred_id, False, "not an OpenAI-compatible key")
+    row = Credential.objects.filter(pk=cred_id)
     try:
         found = read_models(cred)
     except DiscoveryFailed as exc:
+        row.update(last_error=f"{FETCH_FAILED}{exc}")  # shown in the list; `updated_at` stays: no pool reload
         return Fetched(cred_id, False, str(exc))
     now = timezone.now()
     changes: dict[str, Any] = {"discovered_models": found, "updated_at": now} if found != cred.discovered_models else {}
-    Credential.objects.filter(pk=cred_id).update(models_fetched_at=now, **changes)
+    row.update(models_fetched_at=now, **changes)
+    row.filter(last_error__startswith=FETCH_FAILED).update(last_error="")  # only a fetch's own failure
     return Fetched(cred_id, True, f"{len(found)} model(s)")
 
 

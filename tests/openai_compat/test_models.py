@@ -78,6 +78,7 @@ def test_a_failed_fetch_keeps_the_last_list_and_says_why(fake_openai):
     assert (fetched.ok, fetched.detail) == (False, "GET /models answered HTTP 401")
     key.refresh_from_db()
     assert key.discovered_models == {"kept": 1} and key.models_fetched_at is None
+    assert key.last_error == "fetch models failed: GET /models answered HTTP 401"  # the admin's list says why
     assert not discovery.fetch_models(Credential.objects.create(kind=Kind.CHATGPT, access_token="at-x").pk).ok
 
 

@@ -1,5 +1,5 @@
-"""The admin's "Refresh now" and "Test" buttons queue a task per credential; once a worker has run them, the list
-shows each outcome (status, last error). "Fetch models" reports on the page."""
+"""The admin's "Refresh now", "Test" and "Fetch models" buttons queue a task per credential; once a worker has run
+them, the list shows each outcome (status, last error)."""
 
 from __future__ import annotations
 
@@ -60,15 +60,29 @@ def test_a_passing_test_clears_an_earlier_test_failure_only(admin_client, fake_o
     assert failed.last_error == "" and refused.last_error == "refresh failed: invalid_grant"
 
 
-def test_fetch_models_action_stores_what_each_upstream_lists(admin_client, fake_openai):
+def test_fetch_models_queues_fetches_whose_outcomes_the_list_shows(admin_client, fake_openai, eager):
     key = openai_key(fake_openai.url + "/v1", "sk-ok-fetch-secret")
     refused = openai_key(fake_openai.url + "/v1", "sk-401-fetch-secret")
     account = chatgpt_account("eyJok.fetch.secret")  # not an `openai` key: skipped
     page = act(admin_client, "fetch_models_selected", key, refused, account)
-    assert ": 3 model(s)" in page and "GET /models answered HTTP 401" in page
+    assert "Queued a model fetch for 2 OpenAI-compatible key(s)" in page
+    assert "fetch models failed: GET /models answered HTTP 401" in page
     assert not any(secret in page for secret in ("sk-ok-fetch-secret", "sk-401-fetch-secret", "eyJok.fetch.secret"))
     assert dict(fake_openai.model_lists) == {"sk-ok-fetch-secret": 1, "sk-401-fetch-secret": 1}
     key.refresh_from_db()
-    assert key.discovered_models["fake-model-mini"] == 1710000000
+    assert key.discovered_models["fake-model-mini"] == 1710000000 and not key.last_error
     change = admin_client.get(reverse("admin:tokens_credential_change", args=[key.pk])).content.decode()
     assert "fake-model-undated" in change
+
+
+def test_a_fetch_that_works_clears_only_a_fetch_failure(admin_client, fake_openai, eager):
+    was_down = openai_key(fake_openai.url + "/v1", "sk-ok-fetch-was-down")
+    was_down.last_error = "fetch models failed: unreachable (ConnectionError)"
+    refused = openai_key(fake_openai.url + "/v1", "sk-ok-fetch-was-refused")
+    refused.last_error = "Upstream answered 500: Internal upstream failure"
+    for cred in (was_down, refused):
+        cred.save(update_fields=["last_error"])
+    act(admin_client, "fetch_models_selected", was_down, refused)
+    was_down.refresh_from_db()
+    refused.refresh_from_db()
+    assert was_down.last_error == "" and refused.last_error.startswith("Upstream answered 500")
