@@ -22,6 +22,9 @@ from django.conf import settings
 
 from common.http import USER_AGENT
 
+# How long a transfer whose reader has what it needs (`[DONE]`) may take to end, so its connection can be reused.
+FINISH_GRACE_SECONDS = 1.0
+
 
 class TransferFailed(Exception):
     """The connection failed or timed out (`timed_out`); its text is libcurl's name for what happened."""
@@ -199,12 +202,14 @@ class Transfer:
         try:
             if done is not None and not done.done():
                 if finished:  # the last bytes are in: let the transfer end, so its connection is kept for reuse
-                    await asyncio.shield(done)
+                    await asyncio.wait_for(asyncio.shield(done), FINISH_GRACE_SECONDS)
                 else:
                     handles.multi.remove_handle(self._curl)
         except asyncio.CancelledError:
             handles.multi.remove_handle(self._curl)
             raise
+        except TimeoutError:  # an upstream that idles after its last event: its connection is not worth a slot
+            handles.multi.remove_handle(self._curl)
         except CurlError:
             pass  # broke off after the caller's last byte: the answer it read is whole
         finally:

@@ -16,7 +16,7 @@ import pytest
 
 from common import transfer
 from common.http import USER_AGENT
-from common.transfer import Transfer, TransferFailed, open_transfer
+from common.transfer import FINISH_GRACE_SECONDS, Transfer, TransferFailed, open_transfer
 
 T = TypeVar("T")
 BODY = b'{"model": "m", "stream": true}'
@@ -304,6 +304,33 @@ def test_finished_transfer_keeps_its_connection() -> None:
     server = run(scenario())
     assert server.connections == 1
     assert [request.port for request in server.requests] == [server.requests[0].port] * 2
+
+
+async def done_then_idle(request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The last event, then a body that never ends: it waits for the client to hang up."""
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(SSE), SSE))
+    await writer.drain()
+    await asyncio.wait_for(reader.read(), 30)
+
+
+def test_an_upstream_that_idles_after_its_last_event_holds_nothing(settings: Any) -> None:
+    """Closing `finished` waits at most `FINISH_GRACE_SECONDS` for the body's end, then hangs up: an answer's slot is
+    not held for the read timeout by an upstream that never ends its body."""
+
+    async def scenario() -> float:
+        async with Server(done_then_idle) as server:
+            got = await post(server.url)
+            async with stopping(got.aiter_lines()) as lines:
+                async for line in lines:
+                    if line == b"data: [DONE]":
+                        break
+            started = time.monotonic()
+            await got.aclose(finished=True)
+            await asyncio.wait_for(server.closed.wait(), 2)
+            return time.monotonic() - started
+
+    waited = run(scenario())
+    assert FINISH_GRACE_SECONDS <= waited < FINISH_GRACE_SECONDS + 1
 
 
 def test_refused_connection() -> None:
