@@ -39,12 +39,39 @@ class TransferFailed(Exception):
 
 
 class _Handles:
-    """One event loop's curl multi handle, its idle easy handles, and the cap on transfers at once."""
+    """One event loop's curl multi handle, its idle easy handles (by proxy), and the cap on transfers at once."""
 
     def __init__(self) -> None:
         self.multi = AsyncCurl()
-        self.idle: list[Curl] = []
+        self.idle: dict[str, list[Curl]] = {}
         self.slots = asyncio.Semaphore(settings.UPSTREAM_MAX_CLIENTS)
+
+    def take(self, proxy: str) -> Curl:
+        idle = self.idle.get(proxy)
+        return idle.pop() if idle else _new_handle(proxy)
+
+    def give_back(self, curl: Curl, proxy: str) -> None:
+        curl.clean_handles_and_buffers()  # the transfer's header list, body and callbacks; the options stay
+        self.idle.setdefault(proxy, []).append(curl)
+
+
+def _new_handle(proxy: str) -> Curl:
+    """A handle with the options every transfer through `proxy` shares, set once: a transfer sets only its own."""
+    curl = Curl()
+    setopt = curl.setopt
+    setopt(CurlOpt.POST, 1)
+    setopt(CurlOpt.ACCEPT_ENCODING, b"")  # every encoding libcurl decodes
+    # A stream may idle for minutes while a model thinks: the read timeout is a floor of 1 byte/s over it (libcurl
+    # averages the speed over its last few seconds, so a stall is seen up to ~6 s past the timeout).
+    setopt(CurlOpt.CONNECTTIMEOUT_MS, int(settings.UPSTREAM_CONNECT_TIMEOUT * 1000))
+    setopt(CurlOpt.LOW_SPEED_LIMIT, 1)
+    setopt(CurlOpt.LOW_SPEED_TIME, math.ceil(settings.UPSTREAM_CONNECT_TIMEOUT + settings.UPSTREAM_READ_TIMEOUT))
+    # libcurl keeps a 64 KB upload buffer per transfer for as long as the answer streams; 16 KB is its minimum.
+    setopt(CurlOpt.UPLOAD_BUFFERSIZE, 16384)
+    if proxy:
+        setopt(CurlOpt.PROXY, proxy)
+        setopt(CurlOpt.PROXY_CREDENTIAL_NO_REUSE, 1)  # a new proxy user, a new connection
+    return curl
 
 
 # By loop id: each entry's multi handle holds its loop, so no later loop can take over a dead one's id.
@@ -63,9 +90,9 @@ async def open_transfer(method: str, url: str, headers: dict[str, str], body: by
     """Send the request and return once the answer's status and headers are in, its body unread."""
     handles = _for_loop()
     await handles.slots.acquire()
-    transfer = Transfer(handles, handles.idle.pop() if handles.idle else Curl())
+    transfer = Transfer(handles, handles.take(proxy), proxy)
     try:
-        transfer.start(method, url, headers, body, proxy)
+        transfer.start(method, url, headers, body)
         await transfer.head
     except BaseException:
         await transfer.aclose()
@@ -81,45 +108,32 @@ class Transfer:
     """One request on a pooled handle: `status_code` and `headers` (lower-case names) once it is open, then its body
     as chunks or lines. Closed exactly once (`aclose`), which gives the handle back."""
 
-    def __init__(self, handles: _Handles, curl: Curl) -> None:
+    def __init__(self, handles: _Handles, curl: Curl, proxy: str) -> None:
         loop = asyncio.get_running_loop()
         self.status_code = 0
         self.headers: dict[str, str] = {}
         self.head: asyncio.Future[None] = loop.create_future()
         self._handles: _Handles | None = handles
-        self._curl = curl
+        self._curl, self._proxy = curl, proxy
         self._chunks: list[bytes] = []
         self._wake: asyncio.Future[None] | None = None
         self._done: asyncio.Future[None] | None = None
 
-    def start(self, method: str, url: str, headers: dict[str, str], body: bytes, proxy: str) -> None:
+    def start(self, method: str, url: str, headers: dict[str, str], body: bytes) -> None:
+        if method != "POST":  # every handle is made for one (`_new_handle`)
+            raise ValueError(f"unsupported method {method}")
         curl, setopt = self._curl, self._curl.setopt
         setopt(CurlOpt.URL, url.encode())
-        if method == "POST":
-            setopt(CurlOpt.POST, 1)
-            setopt(CurlOpt.POSTFIELDS, body)
-            setopt(CurlOpt.POSTFIELDSIZE, len(body))
-        elif method != "GET":
-            raise ValueError(f"unsupported method {method}")
+        setopt(CurlOpt.POSTFIELDS, body)
+        setopt(CurlOpt.POSTFIELDSIZE, len(body))
         lines = [f"{name}: {value}".encode() for name, value in headers.items()]
         if not any(name.lower() == "user-agent" for name in headers):
             lines.append(f"User-Agent: {USER_AGENT}".encode())
         setopt(CurlOpt.HTTPHEADER, [*lines, b"Expect:"])
         setopt(CurlOpt.HEADERFUNCTION, self._on_header)
         setopt(CurlOpt.WRITEFUNCTION, self._on_body)
-        setopt(CurlOpt.ACCEPT_ENCODING, b"")  # every encoding libcurl decodes
-        # A stream may idle for minutes while a model thinks: the read timeout is a floor of 1 byte/s over it (libcurl
-        # averages the speed over its last few seconds, so a stall is seen up to ~6 s past the timeout).
-        setopt(CurlOpt.CONNECTTIMEOUT_MS, int(settings.UPSTREAM_CONNECT_TIMEOUT * 1000))
-        setopt(CurlOpt.LOW_SPEED_LIMIT, 1)
-        setopt(CurlOpt.LOW_SPEED_TIME, math.ceil(settings.UPSTREAM_CONNECT_TIMEOUT + settings.UPSTREAM_READ_TIMEOUT))
-        # libcurl keeps a 64 KB upload buffer per transfer for as long as the answer streams; 16 KB is its minimum.
-        setopt(CurlOpt.UPLOAD_BUFFERSIZE, 16384)
-        if proxy:
-            setopt(CurlOpt.PROXY, proxy)
-            setopt(CurlOpt.PROXY_CREDENTIAL_NO_REUSE, 1)  # a new proxy user, a new connection
-            if url.startswith("https:") and not proxy.startswith("socks"):
-                setopt(CurlOpt.HTTPPROXYTUNNEL, 1)
+        if proxy := self._proxy:  # an https upstream is reached through a tunnel (a socks proxy is one already)
+            setopt(CurlOpt.HTTPPROXYTUNNEL, int(url.startswith("https:") and not proxy.startswith("socks")))
         assert self._handles is not None
         self._done = self._handles.multi.add_handle(curl)
         self._done.add_done_callback(self._ended)
@@ -213,7 +227,5 @@ class Transfer:
         except CurlError:
             pass  # broke off after the caller's last byte: the answer it read is whole
         finally:
-            self._curl.clean_handles_and_buffers()
-            self._curl.reset()
-            handles.idle.append(self._curl)
+            handles.give_back(self._curl, self._proxy)
             handles.slots.release()

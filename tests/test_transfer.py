@@ -442,8 +442,9 @@ def test_every_handle_and_slot_comes_back(settings: Any) -> None:
             for _ in range(4):
                 await asyncio.gather(*(way() for way in ways))
             handles = transfer._for_loop()
-            assert 1 <= len(handles.idle) <= len(ways)
-            assert len({id(curl) for curl in handles.idle}) == len(handles.idle)
+            idle = handles.idle[""]  # the handles made for no proxy
+            assert 1 <= len(idle) <= len(ways)
+            assert len({id(curl) for curl in idle}) == len(idle)
             assert not handles.multi._curl2future
             free = 0
             while not handles.slots.locked():
@@ -455,9 +456,10 @@ def test_every_handle_and_slot_comes_back(settings: Any) -> None:
 
 
 def test_through_a_proxy() -> None:
-    """With a proxy the request goes to it, in absolute form, and never straight to the upstream."""
+    """With a proxy the request goes to it, in absolute form, and never straight to the upstream; a request without
+    one goes straight there."""
 
-    async def scenario() -> tuple[Transfer, bytes, Server, Server]:
+    async def scenario() -> tuple[Transfer, bytes, bytes, Server, Server]:
         async with (
             Server(replying("200 OK", {}, b"direct")) as upstream,
             Server(replying("200 OK", {"Via": "1.1 test-proxy"}, b"via proxy")) as proxy,
@@ -465,11 +467,14 @@ def test_through_a_proxy() -> None:
             got = await post(upstream.url, {"Authorization": "Bearer sk-x"}, proxy=proxy.url)
             body = await got.acontent()
             await got.aclose(finished=True)
-            return got, body, upstream, proxy
+            direct = await post(upstream.url)  # without a proxy: never on a handle made for one
+            straight = await direct.acontent()
+            await direct.aclose(finished=True)
+            return got, body, straight, upstream, proxy
 
-    got, body, upstream, proxy = run(scenario())
+    got, body, straight, upstream, proxy = run(scenario())
     assert (got.status_code, got.headers["via"], body) == (200, "1.1 test-proxy", b"via proxy")
-    assert upstream.connections == 0
+    assert straight == b"direct" and upstream.connections == 1 and len(upstream.requests) == 1
     [request] = proxy.requests
     assert request.line == f"POST {upstream.url}/v1/chat HTTP/1.1"
     assert request.header("authorization") == ["Bearer sk-x"]
