@@ -134,7 +134,8 @@ def test_cooldown_set_on_one_node_holds_on_the_other_at_once(nodes, fake_openai)
     )
     started = time.monotonic()
     while fake_openai.calls["sk-429-cool"] == 1:
-        assert time.monotonic() - started < 1.0, "the cleared cooldown still holds"
+        # ~0.2 s as a rule (a reload is 0.25 s); the cooldown it clears had 30 s to run. 2 s: a busy CI host stalls.
+        assert time.monotonic() - started < 2.0, "the cleared cooldown still holds"
         assert ask(nodes.b).status_code == 200
         time.sleep(0.02)
     assert nodes.leases() == 0  # failed attempts gave their slots back too
