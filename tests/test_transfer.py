@@ -284,6 +284,14 @@ async def done_then_end(request: Request, reader: asyncio.StreamReader, writer: 
     await writer.drain()
 
 
+async def read_to_done(got: Transfer) -> None:
+    """Read up to the last event, as an adapter does, leaving whatever of the body comes after it."""
+    async with stopping(got.aiter_lines()) as lines:
+        async for line in lines:
+            if line == b"data: [DONE]":
+                return
+
+
 def test_finished_transfer_keeps_its_connection() -> None:
     """A reader that stops at the last event, before the body's end, and closes `finished` waits for that end and
     leaves the connection for the next request (one client port); so does one that read the whole body."""
@@ -291,10 +299,7 @@ def test_finished_transfer_keeps_its_connection() -> None:
     async def scenario() -> Server:
         async with Server(done_then_end) as server:
             first = await post(server.url)
-            async with stopping(first.aiter_lines()) as lines:
-                async for line in lines:
-                    if line == b"data: [DONE]":
-                        break
+            await read_to_done(first)
             await first.aclose(finished=True)
             second = await post(server.url)
             assert await second.acontent() == SSE
@@ -320,10 +325,7 @@ def test_an_upstream_that_idles_after_its_last_event_holds_nothing(settings: Any
     async def scenario() -> float:
         async with Server(done_then_idle) as server:
             got = await post(server.url)
-            async with stopping(got.aiter_lines()) as lines:
-                async for line in lines:
-                    if line == b"data: [DONE]":
-                        break
+            await read_to_done(got)
             started = time.monotonic()
             await got.aclose(finished=True)
             await asyncio.wait_for(server.closed.wait(), 2)

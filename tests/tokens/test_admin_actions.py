@@ -47,19 +47,6 @@ def test_test_queues_a_cheap_call_whose_failure_the_list_shows(admin_client, fak
     assert not any(s in page for s in ("sk-ok-probe-secret", "sk-ok-nobody-home", "eyJok.probe.secret", "sk-401-probe"))
 
 
-def test_a_passing_test_clears_an_earlier_test_failure_only(admin_client, fake_openai, eager):
-    failed = openai_key(fake_openai.url + "/v1", "sk-ok-was-down")
-    failed.last_error = "test failed: unreachable (ConnectionError)"
-    refused = openai_key(fake_openai.url + "/v1", "sk-ok-was-refreshed")
-    refused.last_error = "refresh failed: invalid_grant"
-    for cred in (failed, refused):
-        cred.save(update_fields=["last_error"])
-    act(admin_client, "test_selected", failed, refused)
-    failed.refresh_from_db()
-    refused.refresh_from_db()
-    assert failed.last_error == "" and refused.last_error == "refresh failed: invalid_grant"
-
-
 def test_fetch_models_queues_fetches_whose_outcomes_the_list_shows(admin_client, fake_openai, eager):
     key = openai_key(fake_openai.url + "/v1", "sk-ok-fetch-secret")
     refused = openai_key(fake_openai.url + "/v1", "sk-401-fetch-secret")
@@ -75,14 +62,21 @@ def test_fetch_models_queues_fetches_whose_outcomes_the_list_shows(admin_client,
     assert "fake-model-undated" in change
 
 
-def test_a_fetch_that_works_clears_only_a_fetch_failure(admin_client, fake_openai, eager):
-    was_down = openai_key(fake_openai.url + "/v1", "sk-ok-fetch-was-down")
-    was_down.last_error = "fetch models failed: unreachable (ConnectionError)"
-    refused = openai_key(fake_openai.url + "/v1", "sk-ok-fetch-was-refused")
-    refused.last_error = "Upstream answered 500: Internal upstream failure"
-    for cred in (was_down, refused):
+@pytest.mark.parametrize(
+    ("action", "own", "other"),
+    [
+        ("test_selected", "test failed: unreachable (ConnectionError)", "refresh failed: invalid_grant"),
+        ("fetch_models_selected", "fetch models failed: unreachable (ConnectionError)", "Upstream answered 500: boom"),
+    ],
+)
+def test_an_action_that_works_clears_only_its_own_earlier_failure(admin_client, fake_openai, eager, action, own, other):
+    was_down = openai_key(fake_openai.url + "/v1", "sk-ok-was-down")
+    was_down.last_error = own
+    failed_otherwise = openai_key(fake_openai.url + "/v1", "sk-ok-failed-otherwise")
+    failed_otherwise.last_error = other
+    for cred in (was_down, failed_otherwise):
         cred.save(update_fields=["last_error"])
-    act(admin_client, "fetch_models_selected", was_down, refused)
+    act(admin_client, action, was_down, failed_otherwise)
     was_down.refresh_from_db()
-    refused.refresh_from_db()
-    assert was_down.last_error == "" and refused.last_error.startswith("Upstream answered 500")
+    failed_otherwise.refresh_from_db()
+    assert was_down.last_error == "" and failed_otherwise.last_error == other
