@@ -222,20 +222,20 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
     # -- actions ---------------------------------------------------------------------------------
     @admin.action(description="Refresh now (RefreshToken → AccessToken)", permissions=["change"])
     def refresh_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        from tokens import tasks  # here: celery's task machinery (~0.5 MB) is no API worker's business
-
-        count = self._enqueue(queryset, tasks.refresh_one, True)
+        count = self._enqueue(queryset, "refresh_one", True)
         self.message_user(request, f"Queued a refresh of {count} credential(s); {OUTCOME_SHOWN}.", messages.SUCCESS)
 
     @admin.action(description="Test (a cheap call that costs no generation)", permissions=["view"])
     def test_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        from tokens import tasks  # as in refresh_selected
-
-        count = self._enqueue(queryset, tasks.probe_one)
+        count = self._enqueue(queryset, "probe_one")
         self.message_user(request, f"Queued a test of {count} credential(s); {OUTCOME_SHOWN}.", messages.SUCCESS)
 
-    def _enqueue(self, queryset: QuerySet[Credential], task: Task, *args: Any) -> int:
-        """One task per selected credential: a worker makes the upstream calls, not the admin's request."""
+    def _enqueue(self, queryset: QuerySet[Credential], task_name: str, *args: Any) -> int:
+        """One task per selected credential (`tokens.tasks.<task_name>`): a worker makes the upstream calls, not the
+        admin's request."""
+        from tokens import tasks  # here: celery's task machinery (~0.5 MB) is no API worker's business
+
+        task: Task = getattr(tasks, task_name)
         ids = list(queryset.values_list("pk", flat=True))
         for cred_id in ids:
             task.delay(cred_id, *args)
@@ -243,9 +243,7 @@ class CredentialAdmin(CodexSignInMixin, admin.ModelAdmin):
 
     @admin.action(description="Fetch models (the upstream's GET /models)", permissions=["change"])
     def fetch_models_selected(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
-        from tokens import tasks  # as in refresh_selected
-
-        count = self._enqueue(queryset.filter(kind=Kind.OPENAI), tasks.fetch_models)
+        count = self._enqueue(queryset.filter(kind=Kind.OPENAI), "fetch_models")
         message = f"Queued a model fetch for {count} OpenAI-compatible key(s); {OUTCOME_SHOWN}."
         self.message_user(request, message, messages.SUCCESS)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
-from tokens.state import Candidate, LocalState, PoolState, Refusal
+from tokens.state import Candidate, PoolState, Refusal
 
 log = logging.getLogger(__name__)
 _running: set[asyncio.Task] = set()
@@ -60,7 +60,9 @@ class Holdings:
         """`state.acquire`, recorded here, that cannot leak: if the request is cancelled while Redis answers
         (the script runs all the same), whatever it leased is given back as soon as the answer arrives."""
         acquiring = state.acquire(candidates, model, lease, time.time(), settings.LEASE_TTL_SECONDS, point, headroom)
-        got = await acquiring if _atomic(state) else await _unleakable(state, acquiring, lease)
+        # A state whose calls never suspend (`LocalState`) cannot be cancelled halfway: it is awaited as it is, without
+        # the task and shield (about 10 µs a call, and a turn of the event loop) that a call to Redis needs.
+        got = await _unleakable(state, acquiring, lease) if state.suspends else await acquiring
         if isinstance(got, int):
             self._held[lease] = (got, time.monotonic())
         return got
@@ -69,7 +71,7 @@ class Holdings:
         """Release `lease`, to the end even if the request is being cancelled. A failure (Redis unreachable)
         is logged by `background`, and the lease then expires after `LEASE_TTL_SECONDS`."""
         self._held.pop(lease, None)
-        if _atomic(state):
+        if not state.suspends:
             await state.release(cred_id, lease)
             return
         with contextlib.suppress(Exception):
@@ -96,13 +98,6 @@ class Holdings:
                 await state.renew(self.due(), time.time() + ttl)
             except Exception:  # Redis unreachable: the next round tries again, before the leases expire
                 log.exception("renewing %d leases failed", len(self))
-
-
-def _atomic(state: PoolState) -> bool:
-    """The process's own state never awaits inside a call (`LocalState`), so no call of it can be cancelled halfway:
-    it is awaited as it is, without the task and shield (about 10 µs a call, and a turn of the event loop) that a
-    call to Redis needs."""
-    return isinstance(state, LocalState)
 
 
 async def _unleakable(state: PoolState, acquiring: Coroutine[Any, Any, int | Refusal], lease: str) -> int | Refusal:

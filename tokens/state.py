@@ -53,6 +53,7 @@ class Refusal:
 
 class PoolState(ABC):
     shared = False  # seen by every process and node
+    suspends = True  # a call may wait on the network midway, so a cancel can land between its request and its answer
 
     @abstractmethod
     async def acquire(
@@ -118,6 +119,8 @@ def choose(ready: Sequence[int], cursor: int, point: float | None) -> int:
 
 class LocalState(PoolState):
     """One process's state. Every method runs without an await inside, so each is atomic on its event loop."""
+
+    suspends = False
 
     def __init__(self) -> None:
         self._cursor = 0
